@@ -8,23 +8,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/../resources/vectors/ctr-remote"
 work="$(mktemp -d /tmp/starling-vectors.XXXXXX)"
-sock="$work/containerd.sock"
-cleanup() { [ -n "${ctrd:-}" ] && kill "$ctrd" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-cat > "$work/config.toml" <<TOML
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$sock"
-TOML
-containerd --config "$work/config.toml" > "$work/containerd.log" 2>&1 &
-ctrd=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || { cat "$work/containerd.log"; echo "containerd did not start" >&2; exit 1; }
-ctr() { command ctr-remote -a "$sock" -n vectors "$@"; }
+. "$here/../../../../bin/lib/private-containerd.sh"
+trap 'stop_private_containerd; rm -rf "$work"' EXIT
+start_private_containerd "$work"
+ctr() { ctrr "$@"; }
 
 python3 "$here/make_layers.py" "$work/src"
 rm -rf "$out"; mkdir -p "$out"

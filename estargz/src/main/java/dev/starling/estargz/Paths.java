@@ -4,12 +4,12 @@ import java.util.ArrayDeque;
 import java.util.Deque;
 
 /** TOC name normalisation: Go's {@code path.Clean("/" + name)} without the leading slash. */
-final class Paths {
+public final class Paths {
     private Paths() {
     }
 
     /** {@code ./a//b/../c/} becomes {@code a/c}; {@code ../x} becomes {@code x}: nothing escapes the root. */
-    static String clean(String name) {
+    public static String clean(String name) {
         Deque<String> parts = new ArrayDeque<>();
         int start = 0;
         int n = name.length();

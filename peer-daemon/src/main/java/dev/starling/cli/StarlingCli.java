@@ -1,1 +1,42 @@
-package dev.starling.cli; public class StarlingCli { public static void main(String[] a) {} }
+package dev.starling.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code starling} command line. */
+@Command(name = "starling", mixinStandardHelpOptions = true, versionProvider = StarlingCli.Version.class,
+        description = "Lazy, peer-to-peer eStargz image layers for large clusters.",
+        subcommands = {ConvertCommand.class, InspectCommand.class, DemoCommand.class,
+                CommandLine.HelpCommand.class})
+public final class StarlingCli {
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs a command line and returns its exit code (tests call this in-process). */
+    public static int run(String... args) {
+        CommandLine cli = new CommandLine(new StarlingCli());
+        cli.setExecutionExceptionHandler((e, line, parsed) -> {
+            line.getErr().println("starling: " + message(e));
+            if (System.getenv("STARLING_DEBUG") != null) {
+                e.printStackTrace(line.getErr());
+            }
+            return 1;
+        });
+        return cli.execute(args);
+    }
+
+    static String message(Throwable e) {
+        String m = e.getMessage();
+        return m == null || m.isBlank() ? e.toString() : m;
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = StarlingCli.class.getPackage().getImplementationVersion();
+            return new String[] {"starling " + (v == null ? "dev" : v) + " (Java " + Runtime.version() + ")"};
+        }
+    }
+}
