@@ -117,11 +117,11 @@ public final class TarReader implements Closeable {
                 applyPax(h, pax, position);
             }
             long dataLength = h.hasData() ? h.size : 0;
-            if (dataLength > 0 && dataStart + dataLength > fileSize) {
+            if (dataLength > 0 && dataStart + pad(dataLength) > fileSize) {
                 throw new TarFormatException("entry \"" + h.name + "\" is truncated: " + dataLength
                         + " bytes of data at offset " + dataStart + " but the archive is " + fileSize + " bytes");
             }
-            long end = Math.min(fileSize, dataStart + pad(dataLength));
+            long end = dataStart + pad(dataLength);
             position = end;
             return new TarEntry(h, start, dataStart, end);
         }
