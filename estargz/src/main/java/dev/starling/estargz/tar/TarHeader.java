@@ -25,6 +25,8 @@ public final class TarHeader {
     public long size;
     /** Unix seconds. */
     public long modTime;
+    /** The input's PAX mtime when it has a fraction ("1700000000.123"), kept so lossy output loses no precision. */
+    public String preciseModTime;
     public long devMajor;
     public long devMinor;
     /** SCHILY.xattr.* records, prefix stripped; sorted by name. */
@@ -62,6 +64,9 @@ public final class TarHeader {
         putNumber(block, 116, 8, gid, pax, "gid");
         putNumber(block, 124, 12, hasData() ? size : 0, pax, "size");
         putNumber(block, 136, 12, modTime, pax, "mtime");
+        if (preciseModTime != null) {
+            pax.put("mtime", utf8(preciseModTime));
+        }
         block[156] = type;
         if (!fitsUstarString(linkName, 100)) {
             pax.put("linkpath", utf8(linkName));

@@ -220,7 +220,10 @@ public final class TarReader implements Closeable {
                     case "uid" -> h.uid = Long.parseLong(text);
                     case "gid" -> h.gid = Long.parseLong(text);
                     case "size" -> h.size = Long.parseLong(text);
-                    case "mtime" -> h.modTime = (long) Math.floor(Double.parseDouble(text));
+                    case "mtime" -> {
+                        h.modTime = (long) Math.floor(Double.parseDouble(text));
+                        h.preciseModTime = text.indexOf('.') >= 0 ? text : null;
+                    }
                     default -> {
                         if (key.startsWith("SCHILY.xattr.")) {
                             h.xattrs.put(key.substring("SCHILY.xattr.".length()), r.getValue());
