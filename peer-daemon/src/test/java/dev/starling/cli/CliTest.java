@@ -1,0 +1,249 @@
+package dev.starling.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The CLI as a user runs it: {@code inspect} lists what {@code tar -tv} lists, {@code --toc-digest}
+ * verifies and fails loudly naming the entry, {@code convert} prints the annotations a manifest needs.
+ */
+class CliTest {
+    static final Path VECTORS = Path.of("../estargz/src/test/resources/vectors/ctr-remote").toAbsolutePath().normalize();
+
+    @TempDir
+    Path dir;
+
+    record Result(int code, String out, String err) {
+    }
+
+    static synchronized Result starling(String... args) {
+        PrintStream oldOut = System.out, oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            int code = StarlingCli.run(args);
+            return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    static List<Path[]> vectorBlobs() throws IOException {
+        List<Path[]> out = new ArrayList<>();
+        try (Stream<Path> dirs = Files.list(VECTORS)) {
+            for (Path d : dirs.filter(Files::isDirectory).sorted().toList()) {
+                try (Stream<Path> files = Files.list(d)) {
+                    files.filter(f -> f.toString().endsWith(".blob")).sorted().forEach(f -> out.add(new Path[] {f}));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The TOC digest ctr-remote annotated on a vector's layer. */
+    static String annotatedTocDigest(Path blob) throws IOException {
+        try (JsonParser p = new JsonFactory().createParser(blob.resolveSibling("expected.json").toFile())) {
+            String digest = null;
+            while (p.nextToken() != null) {
+                if (p.currentToken() == JsonToken.VALUE_STRING) {
+                    if ("containerd.io/snapshot/stargz/toc.digest".equals(p.currentName())) {
+                        digest = p.getText();
+                    }
+                    if ("file".equals(p.currentName()) && p.getText().equals(blob.getFileName().toString())) {
+                        return digest;
+                    }
+                }
+            }
+        }
+        throw new AssertionError("no annotation for " + blob);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("vectorBlobs")
+    void inspectListsWhatTarListsAndVerifiesReferenceBlobs(Path blob) throws Exception {
+        Result r = starling("inspect", "--toc-digest", annotatedTocDigest(blob), blob.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("OK:"), r.err());
+        boolean zstd = blob.toString().contains("zstd");
+        assertEquals(tarListing(blob, zstd), ourListing(r.out()));
+    }
+
+    @Test
+    void inspectFailsNamingTheCorruptedEntry() throws Exception {
+        Path tar = dir.resolve("in.tar");
+        run(dir, "sh", "-c", "mkdir -p t/etc && printf 'root:x:0:0\\n%.0s' $(seq 200) > t/etc/passwd"
+                + " && head -c 300000 /dev/urandom > t/random && tar -C t -cf in.tar .");
+        Path blob = dir.resolve("out.esgz");
+        Result convert = starling("convert", "--level", "0", "--json", tar.toString(), blob.toString());
+        assertEquals(0, convert.code(), convert.err());
+        String tocDigest = convert.out().replaceAll(".*\"tocDigest\":\"([^\"]+)\".*\\s*", "$1");
+        assertEquals(0, starling("inspect", "--toc-digest", tocDigest, blob.toString()).code());
+
+        byte[] bytes = Files.readAllBytes(blob);
+        int at = indexOf(bytes, "root:x:0:0".getBytes());
+        bytes[at] = 'R';
+        Files.write(blob, bytes);
+        Result bad = starling("inspect", "--toc-digest", tocDigest, blob.toString());
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("\"etc/passwd\""), bad.err());
+        assertTrue(bad.err().contains("FAILED"), bad.err());
+
+        Result wrongToc = starling("inspect", "--toc-digest", "sha256:" + "0".repeat(64), blob.toString());
+        assertEquals(1, wrongToc.code());
+        assertTrue(wrongToc.err().contains("TOC digest is"), wrongToc.err());
+    }
+
+    @Test
+    void convertPrintsDigestsAndTheBlobListsLikeItsInput() throws Exception {
+        run(dir, "sh", "-c", "mkdir -p t/a/b && echo hi > t/a/b/c && ln -s c t/a/b/l && ln t/a/b/c t/a/h"
+                + " && printf 'a/b/c\\n' > prio && tar -C t -czf in.tar.gz .");
+        Path blob = dir.resolve("out.esgz");
+        Result r = starling("convert", "--prioritize", dir.resolve("prio").toString(), "--chunk-size", "64k",
+                dir.resolve("in.tar.gz").toString(), blob.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().matches("(?s)toc digest: +sha256:[0-9a-f]{64}\ndiff id: +sha256:[0-9a-f]{64}\n.*"), r.out());
+        Result listing = starling("inspect", blob.toString());
+        assertEquals(0, listing.code(), listing.err());
+        assertTrue(listing.out().contains("reg 0000 0 0 1 .prefetch.landmark\n"), listing.out());
+        assertTrue(listing.out().contains("hardlink "), listing.out());
+        assertTrue(listing.out().contains(" a/h -> a/b/c\n"), listing.out());
+        assertEquals(tarListing(blob, false), ourListing(listing.out()));
+    }
+
+    @Test
+    void badInputGivesAClearErrorAndExitCode() throws Exception {
+        Files.writeString(dir.resolve("notes.txt"), "not a tar ".repeat(100));
+        Result r = starling("convert", dir.resolve("notes.txt").toString(), dir.resolve("o").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().startsWith("starling: not a tar archive"), r.err());
+        Result missing = starling("inspect", dir.resolve("nope").toString());
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().contains("nope"), missing.err());
+        Result notBlob = starling("inspect", dir.resolve("notes.txt").toString());
+        assertEquals(1, notBlob.code());
+        assertTrue(notBlob.err().contains("no eStargz footer"), notBlob.err());
+    }
+
+    /** tar -tv as (type, mode, uid/gid, size, name, target) lines, minus the TOC file itself. */
+    static TreeSet<String> tarListing(Path blob, boolean zstd) throws Exception {
+        String out = run(blob.getParent(), "tar", zstd ? "--zstd" : "-z", "--numeric-owner", "--quoting-style=literal",
+                "-tvf", blob.toString());
+        TreeSet<String> lines = new TreeSet<>();
+        for (String line : out.split("\n")) {
+            if (line.isBlank() || line.startsWith("tar: ")) {
+                continue;
+            }
+            String[] f = line.split(" +", 6);
+            String perms = f[0];
+            String type = switch (perms.charAt(0)) {
+                case 'd' -> "dir";
+                case 'l' -> "symlink";
+                case 'h' -> "hardlink";
+                case 'c' -> "char";
+                case 'b' -> "block";
+                case 'p' -> "fifo";
+                default -> "reg";
+            };
+            String[] owner = f[1].split("/");
+            String size = type.equals("reg") ? f[2] : "0";
+            String rest = f[5];
+            String name = rest, target = "";
+            if (type.equals("symlink")) {
+                name = rest.substring(0, rest.indexOf(" -> "));
+                target = rest.substring(rest.indexOf(" -> ") + 4);
+            } else if (type.equals("hardlink")) {
+                name = rest.substring(0, rest.indexOf(" link to "));
+                target = clean(rest.substring(rest.indexOf(" link to ") + 9));
+            }
+            if (clean(name).equals("stargz.index.json")) {
+                continue;
+            }
+            lines.add(String.join(" ", type, String.format("%04o", permissions(perms)), owner[0], owner[1], size,
+                    clean(name)) + (target.isEmpty() ? "" : " -> " + target));
+        }
+        return lines;
+    }
+
+    static TreeSet<String> ourListing(String out) {
+        TreeSet<String> lines = new TreeSet<>();
+        for (String line : out.split("\n")) {
+            if (!line.isBlank()) {
+                String[] f = line.split(" ", 6);
+                String size = f[0].equals("reg") ? f[4] : "0";
+                lines.add(String.join(" ", f[0], f[1], f[2], f[3], size, f[5]));
+            }
+        }
+        return lines;
+    }
+
+    static String clean(String name) {
+        String c = dev.starling.estargz.Paths.clean(name);
+        return c.isEmpty() ? "." : c;
+    }
+
+    static int permissions(String perms) {
+        int mode = 0;
+        String bits = perms.substring(1);
+        for (int i = 0; i < 9; i++) {
+            char ch = bits.charAt(i);
+            boolean set = ch != '-' && ch != 'S' && ch != 'T';
+            if (set) {
+                mode |= 1 << (8 - i);
+            }
+        }
+        if (bits.charAt(2) == 's' || bits.charAt(2) == 'S') {
+            mode |= 04000;
+        }
+        if (bits.charAt(5) == 's' || bits.charAt(5) == 'S') {
+            mode |= 02000;
+        }
+        if (bits.charAt(8) == 't' || bits.charAt(8) == 'T') {
+            mode |= 01000;
+        }
+        return mode;
+    }
+
+    static String run(Path dir, String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        if (p.exitValue() != 0 && !(cmd[0].equals("tar") && p.exitValue() == 2 && out.contains("EOF"))) {
+            throw new AssertionError(String.join(" ", cmd) + " failed: " + out);
+        }
+        return out;
+    }
+
+    private static int indexOf(byte[] hay, byte[] needle) {
+        outer:
+        for (int i = 0; i <= hay.length - needle.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (hay[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        throw new AssertionError("not found");
+    }
+}
