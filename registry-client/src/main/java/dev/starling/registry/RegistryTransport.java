@@ -1,0 +1,249 @@
+package dev.starling.registry;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import okhttp3.Credentials;
+import okhttp3.FormBody;
+import okhttp3.HttpUrl;
+import okhttp3.OkHttpClient;
+import okhttp3.Request;
+import okhttp3.Response;
+
+/**
+ * Every registry request goes through here: scheme choice (plain http only for loopback and hosts
+ * configured insecure), the 401 challenge flow (basic or bearer token, tokens cached per host and
+ * scope), one redirect hop without credentials, and retries with jittered exponential backoff on
+ * connection errors, 429 and 5xx (honouring Retry-After) within an overall deadline.
+ */
+final class RegistryTransport {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    final OkHttpClient http;
+    private final CredentialProvider credentials;
+    private final Set<String> insecureHosts;
+    private final RegistryClient.Settings settings;
+    private final Map<String, CachedAuth> authCache = new ConcurrentHashMap<>();
+
+    private record CachedAuth(String header, long expiresAtNanos) {
+        boolean valid() {
+            return System.nanoTime() < expiresAtNanos;
+        }
+    }
+
+    RegistryTransport(RegistryClient.Settings settings) {
+        this.settings = settings;
+        this.credentials = settings.credentials();
+        this.insecureHosts = settings.insecureHosts();
+        this.http = new OkHttpClient.Builder()
+                .followRedirects(false)
+                .followSslRedirects(false)
+                .callTimeout(settings.requestTimeout())
+                .connectTimeout(Duration.ofSeconds(10))
+                .readTimeout(settings.requestTimeout())
+                .retryOnConnectionFailure(false) // retries are ours, counted and backed off
+                .build();
+    }
+
+    /** {@code scheme://host/v2/<repository>/<path>}. */
+    HttpUrl url(ImageReference repo, String path) {
+        String host = repo.apiHost();
+        return HttpUrl.get(scheme(host) + "://" + host + "/v2/" + repo.repository() + "/" + path);
+    }
+
+    String scheme(String host) {
+        return plainHttp(host) ? "http" : "https";
+    }
+
+    private boolean plainHttp(String hostAndPort) {
+        if (insecureHosts.contains(hostAndPort)) {
+            return true;
+        }
+        String host = hostAndPort.startsWith("[") ? hostAndPort.substring(1, hostAndPort.indexOf(']'))
+                : hostAndPort.contains(":") ? hostAndPort.substring(0, hostAndPort.lastIndexOf(':')) : hostAndPort;
+        if (host.equals("localhost") || insecureHosts.contains(host)) {
+            return true;
+        }
+        try {
+            return Character.isDigit(host.charAt(0)) || host.contains(":")
+                    ? InetAddress.getByName(host).isLoopbackAddress() : false;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Sends a request for {@code repo} with the given scope actions ("pull" or "pull,push"), and
+     * {@code extraScopes} for cross-repository mounts. The caller closes the response.
+     */
+    Response execute(ImageReference repo, String actions, List<String> extraScopes, Request request)
+            throws IOException {
+        String scope = "repository:" + repo.repository() + ":" + actions;
+        String cacheKey = repo.apiHost() + " " + scope + " " + extraScopes;
+        long deadline = System.nanoTime() + settings.deadline().toNanos();
+        boolean challenged = false;
+        for (int attempt = 0; ; attempt++) {
+            CachedAuth auth = authCache.get(cacheKey);
+            Request.Builder b = request.newBuilder();
+            if (auth != null && auth.valid()) {
+                b.header("Authorization", auth.header());
+            }
+            Response response;
+            try {
+                response = http.newCall(b.build()).execute();
+            } catch (IOException e) {
+                if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {
+                    throw e;
+                }
+                if (!backOff(attempt, deadline, -1)) {
+                    throw new RegistryException(request.method() + " " + redact(request.url()) + " failed after "
+                            + (attempt + 1) + " attempt(s): " + e.getMessage(), e);
+                }
+                continue;
+            }
+            int code = response.code();
+            if (code == 401 && !challenged) {
+                challenged = true;
+                Challenge challenge = Challenge.parse(response.header("WWW-Authenticate"));
+                response.close();
+                authCache.put(cacheKey, authenticate(repo, challenge, scope, extraScopes));
+                continue;
+            }
+            if (code == 429 || code >= 500 && code != 501) {
+                long retryAfter = retryAfterMillis(response.header("Retry-After"));
+                if (backOff(attempt, deadline, retryAfter)) {
+                    response.close();
+                    continue;
+                }
+            }
+            if (code >= 300 && code < 400 && response.header("Location") != null) {
+                HttpUrl target = response.request().url().resolve(response.header("Location"));
+                response.close();
+                // One hop, and nothing of ours goes with it: pre-signed storage URLs carry their own auth.
+                return http.newCall(new Request.Builder().url(target).method(request.method(), request.body())
+                        .headers(request.headers().newBuilder().removeAll("Authorization").build()).build()).execute();
+            }
+            return response;
+        }
+    }
+
+    private boolean backOff(int attempt, long deadline, long retryAfterMillis) {
+        if (attempt >= settings.maxRetries()) {
+            return false;
+        }
+        long base = Math.min(settings.maxBackoff().toMillis(), settings.minBackoff().toMillis() << Math.min(attempt, 20));
+        long delay = Math.max(base + ThreadLocalRandom.current().nextLong(base + 1), retryAfterMillis);
+        if (System.nanoTime() + delay * 1_000_000 > deadline) {
+            return false;
+        }
+        try {
+            Thread.sleep(delay);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    static long retryAfterMillis(String header) {
+        if (header == null) {
+            return -1;
+        }
+        try {
+            return Long.parseLong(header.strip()) * 1000;
+        } catch (NumberFormatException e) {
+            try {
+                long at = java.time.ZonedDateTime.parse(header.strip(),
+                        java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME).toInstant().toEpochMilli();
+                return Math.max(0, at - System.currentTimeMillis());
+            } catch (java.time.format.DateTimeParseException e2) {
+                return -1;
+            }
+        }
+    }
+
+    private CachedAuth authenticate(ImageReference repo, Challenge challenge, String scope, List<String> extraScopes)
+            throws IOException {
+        Optional<dev.starling.registry.Credentials> creds = credentials.credentials(repo.registry());
+        if (challenge == null || challenge.isBasic()) {
+            if (creds.isEmpty() || creds.get().identityToken()) {
+                throw new RegistryException(repo.registry() + " requires a user name and password (401) and none "
+                        + "is configured for it (docker login, or $DOCKER_CONFIG/config.json)", 401);
+            }
+            return new CachedAuth(Credentials.basic(creds.get().username(), creds.get().secret()), Long.MAX_VALUE);
+        }
+        if (!challenge.isBearer()) {
+            throw new RegistryException(repo.registry() + " asks for unsupported authentication "
+                    + challenge.scheme(), 401);
+        }
+        String realm = challenge.params().get("realm");
+        HttpUrl realmUrl = realm == null ? null : HttpUrl.parse(realm);
+        if (realmUrl == null) {
+            throw new RegistryException(repo.registry() + " sent a bearer challenge without a valid realm", 401);
+        }
+        String service = challenge.params().getOrDefault("service", "");
+        Request tokenRequest;
+        if (creds.isPresent() && creds.get().identityToken()) {
+            FormBody.Builder form = new FormBody.Builder().add("grant_type", "refresh_token")
+                    .add("refresh_token", creds.get().secret()).add("service", service)
+                    .add("client_id", "starling").add("scope", scope);
+            extraScopes.forEach(s -> form.add("scope", s));
+            tokenRequest = new Request.Builder().url(realmUrl).post(form.build()).build();
+        } else {
+            HttpUrl.Builder u = realmUrl.newBuilder().addQueryParameter("service", service).addQueryParameter("scope", scope);
+            extraScopes.forEach(s -> u.addQueryParameter("scope", s));
+            Request.Builder rb = new Request.Builder().url(u.build());
+            creds.ifPresent(c -> rb.header("Authorization", Credentials.basic(c.username(), c.secret())));
+            tokenRequest = rb.build();
+        }
+        try (Response r = http.newCall(tokenRequest).execute()) {
+            if (!r.isSuccessful()) {
+                throw new RegistryException("token server " + redact(realmUrl) + " refused " + scope + ": HTTP "
+                        + r.code() + (creds.isEmpty() ? " (no credentials are configured for " + repo.registry() + ")" : ""),
+                        r.code());
+            }
+            JsonNode body = JSON.readTree(r.body().byteStream());
+            String token = body.path("token").asText(body.path("access_token").asText(""));
+            if (token.isEmpty()) {
+                throw new RegistryException("token server " + redact(realmUrl) + " answered without a token", r.code());
+            }
+            long expiresIn = Math.max(10, body.path("expires_in").asLong(60));
+            return new CachedAuth("Bearer " + token, System.nanoTime() + (expiresIn - 5) * 1_000_000_000L);
+        }
+    }
+
+    /** A URL for error messages: without query (pre-signed URLs carry secrets there). */
+    static String redact(HttpUrl url) {
+        return url.newBuilder().query(null).build().toString();
+    }
+
+    /** Reads a registry error body ({"errors":[{"code","message"}]}) into a short text. */
+    static String errorText(Response response) {
+        try {
+            String body = response.body().string();
+            JsonNode errors = JSON.readTree(body).path("errors");
+            if (errors.isArray() && !errors.isEmpty()) {
+                JsonNode e = errors.get(0);
+                return e.path("code").asText() + ": " + e.path("message").asText();
+            }
+            return body.length() > 200 ? body.substring(0, 200) : body;
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
+    }
+
+    static RegistryException failure(String what, Response response) {
+        String detail = errorText(response);
+        return new RegistryException(what + ": HTTP " + response.code() + (detail.isBlank() ? "" : " (" + detail + ")"),
+                response.code());
+    }
+}

@@ -1,0 +1,65 @@
+package dev.starling.registry;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Basic auth against a real registry with a bcrypt htpasswd file. */
+class AuthTest {
+    static LocalRegistry registry;
+    @TempDir
+    static Path dir;
+
+    @BeforeAll
+    static void start() throws Exception {
+        registry = LocalRegistry.start(LocalRegistry.Auth.HTPASSWD);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        registry.close();
+    }
+
+    private static RegistryClient client(Credentials c) {
+        return new RegistryClient(RegistryClient.Settings.defaults()
+                .withCredentials(c == null ? CredentialProvider.ANONYMOUS : CredentialProvider.of(registry.host(), c)));
+    }
+
+    @Test
+    void withoutCredentialsTheErrorSaysWhatToDo() {
+        try (RegistryClient anonymous = client(null)) {
+            RegistryException e = assertThrows(RegistryException.class,
+                    () -> anonymous.manifest(registry.ref("private/app:v1")));
+            assertEquals(401, e.status());
+            assertTrue(e.getMessage().contains("docker login"), e.getMessage());
+        }
+    }
+
+    @Test
+    void wrongPasswordIsRefused() {
+        try (RegistryClient wrong = client(Credentials.basic(LocalRegistry.USER, "wrong"))) {
+            RegistryException e = assertThrows(RegistryException.class,
+                    () -> wrong.blobExists(registry.ref("private/app:v1"), "sha256:" + "1".repeat(64)));
+            assertEquals(401, e.status());
+        }
+    }
+
+    @Test
+    void rightPasswordPushesAndReads() throws Exception {
+        try (RegistryClient ok = client(Credentials.basic(LocalRegistry.USER, LocalRegistry.PASSWORD))) {
+            ImageReference repo = registry.ref("private/app:v1");
+            Path file = dir.resolve("blob");
+            Files.writeString(file, "authenticated bytes");
+            String digest = Manifest.sha256(Files.readAllBytes(file));
+            assertEquals(BlobPusher.Outcome.UPLOADED, ok.pushBlob(repo, digest, file, null));
+            assertEquals("bytes", new String(ok.readBlob(repo, digest, 14, 5)));
+        }
+    }
+}

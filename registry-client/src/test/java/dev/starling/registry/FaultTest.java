@@ -1,0 +1,165 @@
+package dev.starling.registry;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import mockwebserver3.RecordedRequest;
+import mockwebserver3.SocketEffect;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Faults a real registry never makes, from a scripted server: each gets a retry or a clear error,
+ * and nothing hangs.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class FaultTest {
+    static final String DIGEST = Manifest.sha256("hello world".getBytes());
+
+    MockWebServer server;
+    RegistryClient client;
+    ImageReference repo;
+
+    @BeforeEach
+    void start() throws IOException {
+        server = new MockWebServer();
+        server.start(InetAddress.getLoopbackAddress(), 0);
+        client = new RegistryClient(RegistryClient.Settings.defaults()
+                .withRetries(3, Duration.ofMillis(10), Duration.ofMillis(100))
+                .withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(10)));
+        repo = ImageReference.parse("127.0.0.1:" + server.getPort() + "/fault/app:v1");
+    }
+
+    @AfterEach
+    void stop() {
+        client.close();
+        server.close();
+    }
+
+    private static MockResponse.Builder ok(String body) {
+        return new MockResponse.Builder().code(200).body(body);
+    }
+
+    @Test
+    void tooManyRequestsIsRetriedAfterRetryAfter() throws Exception {
+        server.enqueue(new MockResponse.Builder().code(429).addHeader("Retry-After", "1").build());
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 6-10/11").body("world").build());
+        long t0 = System.nanoTime();
+        assertArrayEquals("world".getBytes(), client.readBlob(repo, DIGEST, 6, 5));
+        assertTrue(System.nanoTime() - t0 >= 900_000_000L, "waited for Retry-After");
+        assertEquals(2, server.getRequestCount());
+    }
+
+    @Test
+    void serverErrorsAreRetriedThenReportedWithTheirCount() {
+        for (int i = 0; i < 4; i++) {
+            server.enqueue(new MockResponse.Builder().code(503).body("{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"down\"}]}").build());
+        }
+        RegistryException e = assertThrows(RegistryException.class, () -> client.readBlob(repo, DIGEST, 0, 5));
+        assertEquals(503, e.status());
+        assertTrue(e.getMessage().contains("UNAVAILABLE: down"), e.getMessage());
+        assertEquals(4, server.getRequestCount(), "first attempt plus 3 retries");
+    }
+
+    @Test
+    void notImplementedIsNotRetried() {
+        server.enqueue(new MockResponse.Builder().code(501).build());
+        assertThrows(RegistryException.class, () -> client.readBlob(repo, DIGEST, 0, 5));
+        assertEquals(1, server.getRequestCount());
+    }
+
+    @Test
+    void wrongContentRangeIsAnError() {
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+        RegistryException e = assertThrows(RegistryException.class, () -> client.readBlob(repo, DIGEST, 6, 5));
+        assertTrue(e.getMessage().contains("sent bytes 0-4/11"), e.getMessage());
+    }
+
+    @Test
+    void connectionCutInTheBodyIsAnErrorNotShortData() {
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-99999/100000")
+                .body(new okio.Buffer().write(new byte[100_000])).onResponseBody(new SocketEffect.CloseSocket()).build());
+        IOException e = assertThrows(IOException.class, () -> client.readBlob(repo, DIGEST, 0, 100_000));
+        assertTrue(e.getMessage() != null, String.valueOf(e));
+    }
+
+    @Test
+    void blobThatDoesNotMatchItsDigestIsRefused() {
+        server.enqueue(ok("hello mars!").build());
+        RegistryException e = assertThrows(RegistryException.class,
+                () -> client.fetchBlob(repo, DIGEST, new ByteArrayOutputStream()));
+        assertTrue(e.getMessage().contains("served wrong bytes"), e.getMessage());
+    }
+
+    @Test
+    void manifestThatDoesNotMatchThePinnedDigestIsRefused() {
+        server.enqueue(ok("{\"schemaVersion\":2,\"mediaType\":\"" + MediaTypes.OCI_INDEX + "\",\"manifests\":[]}")
+                .addHeader("Content-Type", MediaTypes.OCI_INDEX).build());
+        RegistryException e = assertThrows(RegistryException.class,
+                () -> client.manifest(repo.withDigest("sha256:" + "ab".repeat(32))));
+        assertTrue(e.getMessage().contains("other bytes than the reference pins"), e.getMessage());
+    }
+
+    @Test
+    void redirectIsFollowedOnceWithoutOurCredentials() throws Exception {
+        try (MockWebServer storage = new MockWebServer()) {
+            storage.start(InetAddress.getLoopbackAddress(), 0);
+            storage.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+            server.enqueue(new MockResponse.Builder().code(401)
+                    .addHeader("WWW-Authenticate", "Basic realm=\"test\"").build());
+            server.enqueue(new MockResponse.Builder().code(307)
+                    .addHeader("Location", storage.url("/bucket/blob?X-Signature=abc")).build());
+            try (RegistryClient authed = new RegistryClient(RegistryClient.Settings.defaults()
+                    .withCredentials(CredentialProvider.of(repo.registry(), Credentials.basic("u", "p"))))) {
+                assertArrayEquals("hello".getBytes(), authed.readBlob(repo, DIGEST, 0, 5));
+            }
+            server.takeRequest();
+            RecordedRequest withAuth = server.takeRequest();
+            assertTrue(withAuth.getHeaders().get("Authorization").startsWith("Basic "));
+            RecordedRequest atStorage = storage.takeRequest();
+            assertNull(atStorage.getHeaders().get("Authorization"), "credentials never go to the redirect target");
+            assertEquals("bytes=0-4", atStorage.getHeaders().get("Range"));
+        }
+    }
+
+    @Test
+    void bearerChallengeFetchesAScopedToken() throws Exception {
+        server.enqueue(new MockResponse.Builder().code(401).addHeader("WWW-Authenticate",
+                "Bearer realm=\"" + server.url("/token") + "\",service=\"test-registry\",scope=\"repository:fault/app:pull\"").build());
+        server.enqueue(ok("{\"token\":\"t0k3n\",\"expires_in\":300}").build());
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 6-10/11").body("world").build());
+        assertArrayEquals("hello".getBytes(), client.readBlob(repo, DIGEST, 0, 5));
+        assertArrayEquals("world".getBytes(), client.readBlob(repo, DIGEST, 6, 5));
+        server.takeRequest();
+        RecordedRequest token = server.takeRequest();
+        assertEquals("test-registry", token.getUrl().queryParameter("service"));
+        assertEquals("repository:fault/app:pull", token.getUrl().queryParameter("scope"));
+        assertEquals("Bearer t0k3n", server.takeRequest().getHeaders().get("Authorization"));
+        assertEquals("Bearer t0k3n", server.takeRequest().getHeaders().get("Authorization"), "token reused");
+        assertEquals(4, server.getRequestCount());
+    }
+
+    @Test
+    void deadRegistryFailsFastWithTheAddress() throws Exception {
+        int port = server.getPort();
+        server.close();
+        long t0 = System.nanoTime();
+        RegistryException e = assertThrows(RegistryException.class, () -> client.readBlob(repo, DIGEST, 0, 5));
+        assertTrue(e.getMessage().contains("127.0.0.1:" + port), e.getMessage());
+        assertTrue(e.getMessage().contains("4 attempt"), e.getMessage());
+        assertTrue(System.nanoTime() - t0 < 10_000_000_000L);
+    }
+}
