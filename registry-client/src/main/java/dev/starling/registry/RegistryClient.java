@@ -84,6 +84,15 @@ public final class RegistryClient implements AutoCloseable {
         return blobs.read(repo, digest, offset, length);
     }
 
+    /**
+     * Several ranges of one blob, in the order asked, with one request where the registry allows
+     * multipart byteranges (one superset range where it does not, as GCS).
+     */
+    public java.util.List<byte[]> readBlobRanges(ImageReference repo, String digest, java.util.List<ByteRange> ranges)
+            throws IOException {
+        return blobs.readRanges(repo, digest, ranges);
+    }
+
     /** The whole blob into {@code out}, verified against its digest before returning. */
     public void fetchBlob(ImageReference repo, String digest, OutputStream out) throws IOException {
         blobs.fetch(repo, digest, out);

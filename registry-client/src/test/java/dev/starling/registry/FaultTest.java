@@ -162,4 +162,35 @@ class FaultTest {
         assertTrue(e.getMessage().contains("4 attempt"), e.getMessage());
         assertTrue(System.nanoTime() - t0 < 10_000_000_000L);
     }
+
+    @Test
+    void multiRangeRefusedWith400FallsBackToOneSupersetRange() throws Exception {
+        server.enqueue(new MockResponse.Builder().code(400).body("multi-range not supported").build());
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-10/11")
+                .body("hello world").build());
+        java.util.List<byte[]> parts = client.readBlobRanges(repo, DIGEST,
+                java.util.List.of(new ByteRange(6, 5), new ByteRange(0, 2)));
+        assertArrayEquals("world".getBytes(), parts.get(0));
+        assertArrayEquals("he".getBytes(), parts.get(1));
+        assertEquals("bytes=0-1,6-10", server.takeRequest().getHeaders().get("Range"));
+        assertEquals("bytes=0-10", server.takeRequest().getHeaders().get("Range"));
+    }
+
+    @Test
+    void expiredRedirectIsRefreshedOnceOn403() throws Exception {
+        try (MockWebServer storage = new MockWebServer()) {
+            storage.start(InetAddress.getLoopbackAddress(), 0);
+            server.enqueue(new MockResponse.Builder().code(307).addHeader("Location", storage.url("/signed?v=1")).build());
+            storage.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+            storage.enqueue(new MockResponse.Builder().code(403).body("expired").build());
+            server.enqueue(new MockResponse.Builder().code(307).addHeader("Location", storage.url("/signed?v=2")).build());
+            storage.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 6-10/11").body("world").build());
+            assertArrayEquals("hello".getBytes(), client.readBlob(repo, DIGEST, 0, 5));
+            assertArrayEquals("world".getBytes(), client.readBlob(repo, DIGEST, 6, 5));
+            assertEquals(2, server.getRequestCount(), "the registry is asked again only after the 403");
+            assertEquals("/signed?v=1", storage.takeRequest().getTarget());
+            assertEquals("/signed?v=1", storage.takeRequest().getTarget(), "the second read reused the location");
+            assertEquals("/signed?v=2", storage.takeRequest().getTarget());
+        }
+    }
 }

@@ -40,7 +40,7 @@ public final class LocalRegistry implements AutoCloseable {
         StringBuilder config = new StringBuilder("""
                 version: 0.1
                 log:
-                  level: warn
+                  level: info
                   formatter: json
                 storage:
                   filesystem:

@@ -120,4 +120,57 @@ class RegistryClientTest {
         RegistryException b = assertThrows(RegistryException.class, () -> client.blobSize(ref, digest));
         assertTrue(b.getMessage().contains(digest), b.getMessage());
     }
+
+    @Test
+    void multiRangeReadsComeBackInOneRequestInTheOrderAsked() throws Exception {
+        ImageReference repo = registry.ref("multirange/app:v1");
+        byte[] data = new byte[500_000];
+        new Random(77).nextBytes(data);
+        Path file = dir.resolve("multi");
+        Files.write(file, data);
+        String digest = Manifest.sha256(data);
+        client.pushBlob(repo, digest, file, null);
+        java.util.List<ByteRange> ranges = java.util.List.of(new ByteRange(400_000, 1000), new ByteRange(10, 20),
+                new ByteRange(25, 100), new ByteRange(200_000, 50_000));
+        java.util.List<byte[]> parts = client.readBlobRanges(repo, digest, ranges);
+        for (int i = 0; i < ranges.size(); i++) {
+            ByteRange r = ranges.get(i);
+            assertArrayEquals(Arrays.copyOfRange(data, (int) r.offset(), (int) r.end()), parts.get(i), r.toString());
+        }
+    }
+
+    @Test
+    void identicalConcurrentReadsShareOneRequest() throws Exception {
+        ImageReference repo = registry.ref("singleflight/app:v1");
+        String digest = pushRandomBlob(repo, 31, 4 << 20);
+        int before = countBlobGets(digest);
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(8);
+        try {
+            var futures = new java.util.ArrayList<java.util.concurrent.Future<byte[]>>();
+            for (int i = 0; i < 8; i++) {
+                futures.add(pool.submit(() -> client.readBlob(repo, digest, 0, 4 << 20)));
+            }
+            byte[] first = futures.getFirst().get();
+            for (var f : futures) {
+                assertArrayEquals(first, f.get());
+            }
+        } finally {
+            pool.shutdown();
+        }
+        int requests = countBlobGets(digest) - before;
+        assertTrue(requests >= 1 && requests < 8, "8 identical reads took " + requests + " requests");
+    }
+
+    /** GETs of a blob as the registry logged them (its JSON access log). */
+    static int countBlobGets(String digest) throws Exception {
+        Thread.sleep(200);
+        int n = 0;
+        for (String line : registry.log().split("\n")) {
+            if (line.contains("\"http.request.method\":\"GET\"") && line.contains("/blobs/" + digest)
+                    && line.contains("response completed")) {
+                n++;
+            }
+        }
+        return n;
+    }
 }
