@@ -2,7 +2,12 @@ package dev.starling.cli;
 
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.estargz.write.ConvertResult;
+import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.write.Converter;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.DockerConfigCredentials;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.RegistryClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -13,15 +18,25 @@ import picocli.CommandLine.Parameters;
 
 /** {@code starling convert IN OUT}: a tar layer to an eStargz blob. */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = {"Convert a tar layer (plain, .tar.gz or .tar.zst) into an eStargz blob.",
-                "Prints the TOC digest (the containerd.io/snapshot/stargz/toc.digest annotation), the DiffID",
-                "and the sizes."})
+        description = {"Convert an image in a registry, or a local tar layer, to eStargz.",
+                "  starling convert SRC_REF DST_REF   every layer converted, config DiffIDs rewritten, OCI media",
+                "                                     types, toc.digest and uncompressed-size annotations; pushed",
+                "  starling convert IN.tar[.gz|.zst] OUT.esgz   one layer; prints the TOC digest, DiffID and sizes",
+                "Registry credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json."})
 final class ConvertCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "IN", description = "input layer: tar, tar.gz or tar.zst")
-    Path input;
+    @Parameters(index = "0", paramLabel = "SRC", description = "image reference, or a local tar, tar.gz or tar.zst layer")
+    String source;
 
-    @Parameters(index = "1", paramLabel = "OUT", description = "output eStargz blob")
-    Path output;
+    @Parameters(index = "1", paramLabel = "DST", description = "image reference to push to, or the output blob file")
+    String destination;
+
+    @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+            description = "convert only this platform of a multi-platform image (default: all)")
+    String platform;
+
+    @Option(names = "--insecure-registry", paramLabel = "HOST[:PORT]", split = ",",
+            description = "registries reached over plain http (loopback always is)")
+    java.util.Set<String> insecure = java.util.Set.of();
 
     @Option(names = "--prioritize", paramLabel = "FILE",
             description = "file listing the paths read at start-up, one per line, in access order")
@@ -52,6 +67,15 @@ final class ConvertCommand implements Callable<Integer> {
         List<String> prioritized = prioritize == null ? List.of()
                 : Files.readAllLines(prioritize).stream().map(String::strip).filter(s -> !s.isEmpty()).toList();
         ConvertOptions options = new ConvertOptions(chunkSize, minChunkSize, level, threads, lossless, prioritized);
+        Path localInput = Path.of(source);
+        if (!Files.isRegularFile(localInput)) {
+            if (source.matches(".*\\.(tar|tgz|gz|zst|esgz)$") || source.startsWith("/") || source.startsWith(".")) {
+                throw new java.nio.file.NoSuchFileException(source + " (no such file)");
+            }
+            return convertImage(options);
+        }
+        Path input = localInput;
+        Path output = Path.of(destination);
         long start = System.nanoTime();
         ConvertResult r;
         try (ProgressBar bar = new ProgressBar("converting " + input.getFileName())) {
@@ -73,5 +97,55 @@ final class ConvertCommand implements Callable<Integer> {
                     Files.size(input) / 1e6 / seconds);
         }
         return 0;
+    }
+
+    private int convertImage(ConvertOptions options) throws Exception {
+        ImageReference src, dst;
+        try {
+            src = ImageReference.parse(source);
+            dst = ImageReference.parse(destination);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(source + " is neither a file nor an image reference: " + e.getMessage());
+        }
+        RegistryClient.Settings settings = RegistryClient.Settings.defaults()
+                .withCredentials(DockerConfigCredentials.fromEnvironment()).withInsecureHosts(insecure);
+        Path work = Files.createTempDirectory("starling-convert-");
+        long start = System.nanoTime();
+        try (RegistryClient client = new RegistryClient(settings)) {
+            ImageConverter converter = new ImageConverter(client, options, work, new LayerProgress());
+            String digest = converter.convert(src, dst, platform == null ? null : Descriptor.Platform.parse(platform));
+            double seconds = (System.nanoTime() - start) / 1e9;
+            System.out.printf("pushed %s@%s in %.1f s%n", dst, digest, seconds);
+            return 0;
+        } finally {
+            try (var files = Files.list(work)) {
+                for (Path p : files.toList()) {
+                    Files.deleteIfExists(p);
+                }
+            }
+            Files.deleteIfExists(work);
+        }
+    }
+
+    /** One line per layer, and a progress bar while it converts. */
+    private static final class LayerProgress implements ImageConverter.Listener {
+        private ProgressBar bar;
+
+        @Override
+        public void layerStarted(String platform, int index, int count, Descriptor layer) {
+            bar = new ProgressBar(String.format("%slayer %d/%d", platform.isEmpty() ? "" : platform + " ", index + 1, count));
+        }
+
+        @Override
+        public void progress(long done, long total) {
+            bar.update(done, total);
+        }
+
+        @Override
+        public void layerDone(String platform, int index, Descriptor converted, ConvertResult result) {
+            bar.close();
+            System.out.printf("%slayer %d: %s  %s  toc %s%n", platform.isEmpty() ? "" : platform + " ", index + 1,
+                    converted.digest(), Sizes.human(converted.size()), result.tocDigest());
+        }
     }
 }

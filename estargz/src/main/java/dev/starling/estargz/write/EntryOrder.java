@@ -80,11 +80,4 @@ final class EntryOrder {
             out.add(Item.of(e));
         }
     }
-
-    /** A prioritized path that is not in the layer. */
-    static final class MissingPrioritizedFileException extends dev.starling.estargz.InvalidBlobException {
-        MissingPrioritizedFileException(String path) {
-            super("prioritized file \"" + path + "\" is not in the layer");
-        }
-    }
 }

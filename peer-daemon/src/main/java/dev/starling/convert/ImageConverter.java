@@ -1,0 +1,200 @@
+package dev.starling.convert;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.estargz.write.ConvertResult;
+import dev.starling.estargz.write.Converter;
+import dev.starling.estargz.write.MissingPrioritizedFileException;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.Manifest;
+import dev.starling.registry.MediaTypes;
+import dev.starling.registry.RegistryClient;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Converts an image in a registry to eStargz and pushes it, like {@code nerdctl image convert
+ * --estargz --oci}: every layer converted, the config's DiffIDs rewritten, OCI media types, and the
+ * TOC-digest and uncompressed-size annotations on each layer. Indexes convert every platform, or
+ * the one asked for.
+ */
+public final class ImageConverter {
+    public static final String TOC_DIGEST = "containerd.io/snapshot/stargz/toc.digest";
+    public static final String UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Told about each layer as it converts. */
+    public interface Listener {
+        void layerStarted(String platform, int index, int count, Descriptor layer);
+
+        void progress(long done, long total);
+
+        void layerDone(String platform, int index, Descriptor converted, ConvertResult result);
+
+        Listener NONE = new Listener() {
+            @Override
+            public void layerStarted(String platform, int index, int count, Descriptor layer) {
+            }
+
+            @Override
+            public void progress(long done, long total) {
+            }
+
+            @Override
+            public void layerDone(String platform, int index, Descriptor converted, ConvertResult result) {
+            }
+        };
+    }
+
+    private final RegistryClient client;
+    private final ConvertOptions options;
+    private final Path workDir;
+    private final Listener listener;
+
+    public ImageConverter(RegistryClient client, ConvertOptions options, Path workDir, Listener listener) {
+        this.client = client;
+        this.options = options;
+        this.workDir = workDir;
+        this.listener = listener;
+    }
+
+    /** Converts {@code src} to {@code dst}; returns the pushed manifest (or index) digest. */
+    public String convert(ImageReference src, ImageReference dst, Descriptor.Platform platform) throws IOException {
+        Manifest top = client.manifest(src);
+        if (!top.isIndex()) {
+            Pushed pushed = convertManifest(src, top, dst, "");
+            return client.pushManifest(dst, pushed.bytes, MediaTypes.OCI_MANIFEST);
+        }
+        List<Descriptor> all = top.manifests();
+        Descriptor chosen = platform == null ? null : top.select(platform);
+        ArrayNode converted = JSON.createArrayNode();
+        for (int position = 0; position < all.size(); position++) {
+            Descriptor entry = all.get(position);
+            if (chosen != null && !entry.equals(chosen)) {
+                continue;
+            }
+            Manifest m = client.manifest(src.withDigest(entry.digest()));
+            if (m.isIndex()) {
+                throw new IOException("nested index " + entry.digest() + " in " + src + " is not supported");
+            }
+            String label = String.valueOf(entry.platform());
+            Pushed pushed = convertManifest(src, m, dst, label);
+            String digest = client.pushManifest(dst.withDigest(Manifest.sha256(pushed.bytes)), pushed.bytes,
+                    MediaTypes.OCI_MANIFEST);
+            ObjectNode d = converted.addObject();
+            d.put("mediaType", MediaTypes.OCI_MANIFEST).put("digest", digest).put("size", pushed.bytes.length);
+            JsonNode original = top.json().path("manifests").get(position);
+            if (original.has("platform")) {
+                d.set("platform", original.get("platform"));
+            }
+            if (original.has("annotations")) {
+                d.set("annotations", original.get("annotations"));
+            }
+        }
+        if (platform != null) {
+            // One platform asked for: push its manifest itself under the tag, as nerdctl --platform does.
+            Manifest only = client.manifest(dst.withDigest(converted.get(0).get("digest").asText()));
+            return client.pushManifest(dst, only.raw(), MediaTypes.OCI_MANIFEST);
+        }
+        ObjectNode index = JSON.createObjectNode();
+        index.put("schemaVersion", 2).put("mediaType", MediaTypes.OCI_INDEX);
+        index.set("manifests", converted);
+        if (top.json().has("annotations")) {
+            index.set("annotations", top.json().get("annotations"));
+        }
+        return client.pushManifest(dst, JSON.writeValueAsBytes(index), MediaTypes.OCI_INDEX);
+    }
+
+    private record Pushed(byte[] bytes) {
+    }
+
+    private Pushed convertManifest(ImageReference src, Manifest manifest, ImageReference dst, String platform)
+            throws IOException {
+        Descriptor configDesc = manifest.config();
+        ObjectNode config = (ObjectNode) JSON.readTree(fetch(src, configDesc.digest()));
+        ArrayNode diffIds = JSON.createArrayNode();
+        ArrayNode layers = JSON.createArrayNode();
+        List<Descriptor> srcLayers = manifest.layers();
+        boolean prioritizedPlaced = options.prioritizedFiles().isEmpty();
+        List<Object[]> results = new ArrayList<>();
+        // The top-most layer holding the prioritized paths gets them; so convert from the top down.
+        for (int i = srcLayers.size() - 1; i >= 0; i--) {
+            Descriptor layer = srcLayers.get(i);
+            listener.layerStarted(platform, i, srcLayers.size(), layer);
+            Path input = Files.createTempFile(workDir, "layer-", ".in");
+            Path output = Files.createTempFile(workDir, "layer-", ".esgz");
+            try {
+                try (OutputStream out = Files.newOutputStream(input)) {
+                    client.fetchBlob(src, layer.digest(), out);
+                }
+                ConvertResult r;
+                if (!prioritizedPlaced) {
+                    try {
+                        r = new Converter(options, listener::progress).convert(input, output);
+                        prioritizedPlaced = true;
+                    } catch (MissingPrioritizedFileException notHere) {
+                        r = new Converter(options.withPrioritizedFiles(List.of()), listener::progress).convert(input, output);
+                    }
+                } else {
+                    r = new Converter(options.withPrioritizedFiles(List.of()), listener::progress).convert(input, output);
+                }
+                client.pushBlob(dst, r.blobDigest(), output, null);
+                Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, r.blobDigest(), r.blobSize(),
+                        java.util.Map.of(TOC_DIGEST, r.tocDigest(), UNCOMPRESSED_SIZE, Long.toString(r.uncompressedSize())),
+                        null);
+                results.add(0, new Object[] {layer, converted, r});
+                listener.layerDone(platform, i, converted, r);
+            } finally {
+                Files.deleteIfExists(input);
+                Files.deleteIfExists(output);
+            }
+        }
+        if (!prioritizedPlaced) {
+            throw new MissingPrioritizedFileException(options.prioritizedFiles().getFirst());
+        }
+        for (Object[] row : results) {
+            Descriptor original = (Descriptor) row[0];
+            Descriptor converted = (Descriptor) row[1];
+            ConvertResult r = (ConvertResult) row[2];
+            ObjectNode d = layers.addObject();
+            d.put("mediaType", converted.mediaType()).put("digest", converted.digest()).put("size", converted.size());
+            ObjectNode annotations = d.putObject("annotations");
+            original.annotations().forEach(annotations::put);
+            converted.annotations().forEach(annotations::put);
+            diffIds.add(r.diffId());
+        }
+        config.withObjectProperty("rootfs").put("type", "layers").set("diff_ids", diffIds);
+        byte[] configBytes = JSON.writeValueAsBytes(config);
+        String configDigest = Manifest.sha256(configBytes);
+        Path configFile = Files.createTempFile(workDir, "config-", ".json");
+        try {
+            Files.write(configFile, configBytes);
+            client.pushBlob(dst, configDigest, configFile, null);
+        } finally {
+            Files.deleteIfExists(configFile);
+        }
+        ObjectNode out = JSON.createObjectNode();
+        out.put("schemaVersion", 2).put("mediaType", MediaTypes.OCI_MANIFEST);
+        out.putObject("config").put("mediaType", MediaTypes.OCI_CONFIG).put("digest", configDigest)
+                .put("size", configBytes.length);
+        out.set("layers", layers);
+        if (manifest.json().has("annotations")) {
+            out.set("annotations", manifest.json().get("annotations"));
+        }
+        return new Pushed(JSON.writeValueAsBytes(out));
+    }
+
+    private byte[] fetch(ImageReference repo, String digest) throws IOException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        client.fetchBlob(repo, digest, out);
+        return out.toByteArray();
+    }
+}
