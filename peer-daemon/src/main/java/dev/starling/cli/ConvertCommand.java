@@ -19,10 +19,14 @@ import picocli.CommandLine.Parameters;
 /** {@code starling convert IN OUT}: a tar layer to an eStargz blob. */
 @Command(name = "convert", mixinStandardHelpOptions = true,
         description = {"Convert an image in a registry, or a local tar layer, to eStargz.",
-                "  starling convert SRC_REF DST_REF   every layer converted, config DiffIDs rewritten, OCI media",
-                "                                     types, toc.digest and uncompressed-size annotations; pushed",
-                "  starling convert IN.tar[.gz|.zst] OUT.esgz   one layer; prints the TOC digest, DiffID and sizes",
-                "Registry credentials come from $DOCKER_CONFIG/config.json or ~/.docker/config.json."})
+                "",
+                "  convert SRC_REF DST_REF",
+                "      every layer, config DiffIDs rewritten, OCI media types, the",
+                "      toc.digest and uncompressed-size annotations; then pushed",
+                "  convert IN.tar[.gz|.zst] OUT.esgz",
+                "      one layer; prints the TOC digest, DiffID and sizes",
+                "",
+                "Credentials: $DOCKER_CONFIG/config.json or ~/.docker/config.json."})
 final class ConvertCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SRC", description = "image reference, or a local tar, tar.gz or tar.zst layer")
     String source;
