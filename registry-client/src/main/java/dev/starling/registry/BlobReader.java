@@ -143,9 +143,21 @@ final class BlobReader {
         for (int attempt = 0; ; attempt++) {
             HttpUrl location = locations.get(repo.apiHost() + "/" + repo.repository() + "@" + digest);
             Request.Builder b = new Request.Builder().header("Range", rangeHeader).header("Accept-Encoding", "identity");
-            Response r = location != null
-                    ? transport.http.newCall(b.url(location).get().build()).execute()
-                    : transport.execute(repo, "pull", List.of(), b.url(transport.url(repo, "blobs/" + digest)).get().build());
+            Response r;
+            if (location != null) {
+                try {
+                    r = transport.http.newCall(b.url(location).get().build()).execute();
+                } catch (IOException e) {
+                    // The pinned host is gone: forget it and go through mirrors and registry again, once.
+                    locations.remove(repo.apiHost() + "/" + repo.repository() + "@" + digest);
+                    if (attempt > 0) {
+                        throw e;
+                    }
+                    continue;
+                }
+            } else {
+                r = transport.execute(repo, "pull", List.of(), b.url(transport.url(repo, "blobs/" + digest)).get().build());
+            }
             try (r) {
                 if (location == null && r.priorResponse() == null && !r.request().url().equals(transport.url(repo, "blobs/" + digest))) {
                     locations.put(repo.apiHost() + "/" + repo.repository() + "@" + digest, r.request().url());

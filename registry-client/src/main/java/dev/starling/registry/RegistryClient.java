@@ -25,37 +25,49 @@ public final class RegistryClient implements AutoCloseable {
      * @param minBackoff     first retry delay before jitter (30 ms, as the reference)
      * @param maxBackoff     cap on one delay (10 s: the reference's 300 s outlives any start-up)
      * @param uploadChunk    blobs larger than this are pushed in PATCH chunks of this size (64 MiB)
+     * @param mirrors        per registry (as written in references, e.g. {@code docker.io}), hosts tried
+     *                       in order before it for reads
      */
     public record Settings(CredentialProvider credentials, Set<String> insecureHosts, Duration requestTimeout,
                            Duration deadline, int maxRetries, Duration minBackoff, Duration maxBackoff,
-                           long uploadChunk) {
+                           long uploadChunk, java.util.Map<String, java.util.List<Mirror>> mirrors) {
         public static Settings defaults() {
             return new Settings(CredentialProvider.ANONYMOUS, Set.of(), Duration.ofSeconds(30), Duration.ofSeconds(300),
-                    5, Duration.ofMillis(30), Duration.ofSeconds(10), 64L << 20);
+                    5, Duration.ofMillis(30), Duration.ofSeconds(10), 64L << 20, java.util.Map.of());
+        }
+
+        public Settings withMirrors(java.util.Map<String, java.util.List<Mirror>> m) {
+            return new Settings(credentials, insecureHosts, requestTimeout, deadline, maxRetries, minBackoff, maxBackoff,
+                    uploadChunk, java.util.Map.copyOf(m));
         }
 
         public Settings withCredentials(CredentialProvider c) {
-            return new Settings(c, insecureHosts, requestTimeout, deadline, maxRetries, minBackoff, maxBackoff, uploadChunk);
+            return new Settings(c, insecureHosts, requestTimeout, deadline, maxRetries, minBackoff, maxBackoff, uploadChunk, mirrors);
         }
 
         public Settings withInsecureHosts(Set<String> hosts) {
             return new Settings(credentials, Set.copyOf(hosts), requestTimeout, deadline, maxRetries, minBackoff,
-                    maxBackoff, uploadChunk);
+                    maxBackoff, uploadChunk, mirrors);
         }
 
         public Settings withTimeouts(Duration request, Duration overall) {
             return new Settings(credentials, insecureHosts, request, overall, maxRetries, minBackoff, maxBackoff,
-                    uploadChunk);
+                    uploadChunk, mirrors);
         }
 
         public Settings withRetries(int retries, Duration min, Duration max) {
-            return new Settings(credentials, insecureHosts, requestTimeout, deadline, retries, min, max, uploadChunk);
+            return new Settings(credentials, insecureHosts, requestTimeout, deadline, retries, min, max, uploadChunk,
+                    mirrors);
         }
 
         public Settings withUploadChunk(long bytes) {
             return new Settings(credentials, insecureHosts, requestTimeout, deadline, maxRetries, minBackoff,
-                    maxBackoff, bytes);
+                    maxBackoff, bytes, mirrors);
         }
+    }
+
+    /** A host that serves a registry's content ({@code host[:port]}), over plain http when insecure. */
+    public record Mirror(String host, boolean insecure) {
     }
 
     public RegistryClient(Settings settings) {

@@ -83,12 +83,52 @@ final class RegistryTransport {
 
     /**
      * Sends a request for {@code repo} with the given scope actions ("pull" or "pull,push"), and
-     * {@code extraScopes} for cross-repository mounts. The caller closes the response.
+     * {@code extraScopes} for cross-repository mounts. Reads (GET, HEAD) go to the registry's
+     * configured mirrors first, in order, with {@code ?ns=<registry>}; a mirror that fails or answers
+     * with an error is skipped without retries, and the registry itself is the last host tried.
+     * The caller closes the response.
      */
     Response execute(ImageReference repo, String actions, List<String> extraScopes, Request request)
             throws IOException {
+        List<RegistryClient.Mirror> mirrors = settings.mirrors().getOrDefault(repo.registry(), List.of());
+        boolean read = request.method().equals("GET") || request.method().equals("HEAD");
+        if (!read || mirrors.isEmpty() || !request.url().host().equals(hostOnly(repo.apiHost()))) {
+            return executeOn(repo, repo.registry(), actions, extraScopes, request, settings.maxRetries());
+        }
+        IOException lastFailure = null;
+        for (RegistryClient.Mirror mirror : mirrors) {
+            HttpUrl base = HttpUrl.get((mirror.insecure() || plainHttp(mirror.host()) ? "http" : "https") + "://"
+                    + mirror.host() + "/");
+            HttpUrl url = request.url().newBuilder().scheme(base.scheme()).host(base.host()).port(base.port())
+                    .addQueryParameter("ns", repo.registry()).build();
+            try {
+                Response r = executeOn(repo, mirror.host(), actions, extraScopes, request.newBuilder().url(url).build(), 0);
+                if (r.isSuccessful()) {
+                    return r;
+                }
+                r.close();
+            } catch (IOException e) {
+                lastFailure = e;
+            }
+        }
+        try {
+            return executeOn(repo, repo.registry(), actions, extraScopes, request, settings.maxRetries());
+        } catch (IOException e) {
+            if (lastFailure != null) {
+                e.addSuppressed(lastFailure);
+            }
+            throw e;
+        }
+    }
+
+    private static String hostOnly(String hostAndPort) {
+        return HttpUrl.get("http://" + hostAndPort + "/").host();
+    }
+
+    private Response executeOn(ImageReference repo, String credentialHost, String actions, List<String> extraScopes,
+                               Request request, int maxRetries) throws IOException {
         String scope = "repository:" + repo.repository() + ":" + actions;
-        String cacheKey = repo.apiHost() + " " + scope + " " + extraScopes;
+        String cacheKey = request.url().host() + ":" + request.url().port() + " " + scope + " " + extraScopes;
         long deadline = System.nanoTime() + settings.deadline().toNanos();
         boolean challenged = false;
         for (int attempt = 0; ; attempt++) {
@@ -104,7 +144,7 @@ final class RegistryTransport {
                 if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {
                     throw e;
                 }
-                if (!backOff(attempt, deadline, -1)) {
+                if (!backOff(attempt, maxRetries, deadline, -1)) {
                     throw new RegistryException(request.method() + " " + redact(request.url()) + " failed after "
                             + (attempt + 1) + " attempt(s): " + e.getMessage(), e);
                 }
@@ -115,12 +155,12 @@ final class RegistryTransport {
                 challenged = true;
                 Challenge challenge = Challenge.parse(response.header("WWW-Authenticate"));
                 response.close();
-                authCache.put(cacheKey, authenticate(repo, challenge, scope, extraScopes));
+                authCache.put(cacheKey, authenticate(repo, credentialHost, challenge, scope, extraScopes));
                 continue;
             }
             if (code == 429 || code >= 500 && code != 501) {
                 long retryAfter = retryAfterMillis(response.header("Retry-After"));
-                if (backOff(attempt, deadline, retryAfter)) {
+                if (backOff(attempt, maxRetries, deadline, retryAfter)) {
                     response.close();
                     continue;
                 }
@@ -136,8 +176,8 @@ final class RegistryTransport {
         }
     }
 
-    private boolean backOff(int attempt, long deadline, long retryAfterMillis) {
-        if (attempt >= settings.maxRetries()) {
+    private boolean backOff(int attempt, int maxRetries, long deadline, long retryAfterMillis) {
+        if (attempt >= maxRetries) {
             return false;
         }
         long base = Math.min(settings.maxBackoff().toMillis(), settings.minBackoff().toMillis() << Math.min(attempt, 20));
@@ -171,12 +211,12 @@ final class RegistryTransport {
         }
     }
 
-    private CachedAuth authenticate(ImageReference repo, Challenge challenge, String scope, List<String> extraScopes)
-            throws IOException {
-        Optional<dev.starling.registry.Credentials> creds = credentials.credentials(repo.registry());
+    private CachedAuth authenticate(ImageReference repo, String credentialHost, Challenge challenge, String scope,
+                                    List<String> extraScopes) throws IOException {
+        Optional<dev.starling.registry.Credentials> creds = credentials.credentials(credentialHost);
         if (challenge == null || challenge.isBasic()) {
             if (creds.isEmpty() || creds.get().identityToken()) {
-                throw new RegistryException(repo.registry() + " requires a user name and password (401) and none "
+                throw new RegistryException(credentialHost + " requires a user name and password (401) and none "
                         + "is configured for it (docker login, or $DOCKER_CONFIG/config.json)", 401);
             }
             return new CachedAuth(Credentials.basic(creds.get().username(), creds.get().secret()), Long.MAX_VALUE);

@@ -193,4 +193,47 @@ class FaultTest {
             assertEquals("/signed?v=2", storage.takeRequest().getTarget());
         }
     }
+
+    private RegistryClient withMirror(MockWebServer mirror) {
+        return new RegistryClient(RegistryClient.Settings.defaults()
+                .withRetries(3, Duration.ofMillis(10), Duration.ofMillis(100))
+                .withMirrors(java.util.Map.of(repo.registry(),
+                        java.util.List.of(new RegistryClient.Mirror("127.0.0.1:" + mirror.getPort(), true)))));
+    }
+
+    @Test
+    void mirrorsServeReadsWithTheNamespaceAndNeverSeePushes() throws Exception {
+        try (MockWebServer mirror = new MockWebServer()) {
+            mirror.start(InetAddress.getLoopbackAddress(), 0);
+            mirror.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+            server.enqueue(new MockResponse.Builder().code(201).build());
+            try (RegistryClient c = withMirror(mirror)) {
+                assertArrayEquals("hello".getBytes(), c.readBlob(repo, DIGEST, 0, 5));
+                c.pushManifest(repo, "{}".getBytes(), MediaTypes.OCI_MANIFEST);
+            }
+            RecordedRequest atMirror = mirror.takeRequest();
+            assertEquals(repo.registry(), atMirror.getUrl().queryParameter("ns"));
+            assertEquals("/v2/fault/app/blobs/" + DIGEST, atMirror.getUrl().encodedPath());
+            assertEquals(1, mirror.getRequestCount());
+            assertEquals("PUT", server.takeRequest().getMethod(), "the registry got only the push");
+            assertEquals(1, server.getRequestCount());
+        }
+    }
+
+    @Test
+    void failingOrDeadMirrorFallsBackToTheRegistryWithoutRetrying() throws Exception {
+        try (MockWebServer mirror = new MockWebServer()) {
+            mirror.start(InetAddress.getLoopbackAddress(), 0);
+            mirror.enqueue(new MockResponse.Builder().code(500).build());
+            server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 6-10/11").body("world").build());
+            try (RegistryClient c = withMirror(mirror)) {
+                assertArrayEquals("world".getBytes(), c.readBlob(repo, DIGEST, 6, 5));
+                assertEquals(1, mirror.getRequestCount(), "a failing mirror is skipped, not retried");
+                mirror.close();
+                server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+                assertArrayEquals("hello".getBytes(), c.readBlob(repo, DIGEST, 0, 5));
+            }
+            assertEquals(2, server.getRequestCount());
+        }
+    }
 }
