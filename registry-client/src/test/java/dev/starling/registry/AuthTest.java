@@ -11,7 +11,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Basic auth against a real registry with a bcrypt htpasswd file. */
+/** Basic auth against a real registry with a bcrypt htpasswd file, and token auth with signed JWTs. */
 class AuthTest {
     static LocalRegistry registry;
     @TempDir
@@ -60,6 +60,30 @@ class AuthTest {
             String digest = Manifest.sha256(Files.readAllBytes(file));
             assertEquals(BlobPusher.Outcome.UPLOADED, ok.pushBlob(repo, digest, file, null));
             assertEquals("bytes", new String(ok.readBlob(repo, digest, 14, 5)));
+        }
+    }
+
+    @Test
+    void bearerTokenFlowAgainstARealRegistryVerifyingSignedTokens() throws Exception {
+        try (LocalRegistry tokenRegistry = LocalRegistry.start(LocalRegistry.Auth.TOKEN)) {
+            ImageReference repo = tokenRegistry.ref("tokened/app:v1");
+            try (RegistryClient ok = new RegistryClient(RegistryClient.Settings.defaults().withCredentials(
+                    CredentialProvider.of(tokenRegistry.host(), Credentials.basic(LocalRegistry.USER, LocalRegistry.PASSWORD))))) {
+                Path file = dir.resolve("token-blob");
+                Files.writeString(file, "bytes behind a bearer token");
+                String digest = Manifest.sha256(Files.readAllBytes(file));
+                assertEquals(BlobPusher.Outcome.UPLOADED, ok.pushBlob(repo, digest, file, null));
+                assertEquals("bearer", new String(ok.readBlob(repo, digest, 15, 6)));
+                assertEquals("token", new String(ok.readBlob(repo, digest, 22, 5)));
+                int issued = tokenRegistry.tokensIssued();
+                assertTrue(issued <= 2, "one token per scope (push, then pull), cached: " + issued);
+            }
+            try (RegistryClient wrong = new RegistryClient(RegistryClient.Settings.defaults().withCredentials(
+                    CredentialProvider.of(tokenRegistry.host(), Credentials.basic(LocalRegistry.USER, "nope"))))) {
+                RegistryException e = assertThrows(RegistryException.class, () -> wrong.manifest(repo));
+                assertTrue(e.getMessage().contains("token server"), e.getMessage());
+                assertEquals(401, e.status());
+            }
         }
     }
 }

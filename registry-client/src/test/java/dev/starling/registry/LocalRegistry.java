@@ -16,7 +16,7 @@ import java.util.stream.Stream;
  * port, with its own storage and config, stopped and removed on close.
  */
 public final class LocalRegistry implements AutoCloseable {
-    public enum Auth { NONE, HTPASSWD }
+    public enum Auth { NONE, HTPASSWD, TOKEN }
 
     public static final String USER = "starling";
     public static final String PASSWORD = "s3cret-pass";
@@ -24,11 +24,18 @@ public final class LocalRegistry implements AutoCloseable {
     private final Process process;
     private final Path dir;
     private final int port;
+    private final TokenServer tokens;
 
-    private LocalRegistry(Process process, Path dir, int port) {
+    private LocalRegistry(Process process, Path dir, int port, TokenServer tokens) {
         this.process = process;
         this.dir = dir;
         this.port = port;
+        this.tokens = tokens;
+    }
+
+    /** Tokens the token server issued (TOKEN mode). */
+    public int tokensIssued() {
+        return tokens.tokensIssued.get();
     }
 
     public static LocalRegistry start(Auth auth) throws IOException, InterruptedException {
@@ -60,6 +67,22 @@ public final class LocalRegistry implements AutoCloseable {
                         path: %s
                     """.formatted(dir.resolve("htpasswd")));
         }
+        TokenServer tokens = null;
+        if (auth == Auth.TOKEN) {
+            try {
+                tokens = new TokenServer(dir);
+            } catch (Exception e) {
+                throw new IOException("cannot start the test token server: " + e, e);
+            }
+            config.append("""
+                    auth:
+                      token:
+                        realm: %s
+                        service: %s
+                        issuer: %s
+                        rootcertbundle: %s
+                    """.formatted(tokens.realm(), TokenServer.SERVICE, TokenServer.ISSUER, tokens.certificatePem));
+        }
         Files.writeString(dir.resolve("config.yml"), config);
         Process p;
         try {
@@ -68,7 +91,7 @@ public final class LocalRegistry implements AutoCloseable {
         } catch (IOException e) {
             throw new IOException("docker-registry is not installed: run bin/install-deps (" + e.getMessage() + ")", e);
         }
-        LocalRegistry registry = new LocalRegistry(p, dir, port);
+        LocalRegistry registry = new LocalRegistry(p, dir, port, tokens);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
             if (!p.isAlive()) {
@@ -119,6 +142,9 @@ public final class LocalRegistry implements AutoCloseable {
 
     @Override
     public void close() throws InterruptedException, IOException {
+        if (tokens != null) {
+            tokens.close();
+        }
         process.destroy();
         if (!process.waitFor(5, TimeUnit.SECONDS)) {
             process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
