@@ -178,4 +178,38 @@ class ImageConvertTest {
         assertEquals(0, p.exitValue(), String.join(" ", cmd) + ": " + out);
         return out;
     }
+
+    @Test
+    void sourceIsReadThroughAMirrorWhenOneIsConfigured() throws Exception {
+        try (LocalRegistry mirror = LocalRegistry.start(LocalRegistry.Auth.NONE)) {
+            // The mirror holds the source image under the same repository, as a pull-through cache would.
+            ImageReference original = registry.ref("source/app:v1");
+            Manifest m = client.manifest(original);
+            ImageReference inMirror = mirror.ref("source/app:v1");
+            for (Descriptor d : m.layers()) {
+                client.pushBlob(inMirror, d.digest(), dir.resolve(d.digest().equals(layerDigests.get(0)) ? "base.tar.gz"
+                        : "app.tar.gz"), null);
+            }
+            client.pushBlob(inMirror, m.config().digest(), dir.resolve("config.json"), null);
+            client.pushManifest(inMirror, m.raw(), m.mediaType());
+            int before = countRequests(registry, "GET", "/v2/source/app/blobs/");
+            assertEquals(0, StarlingCli.run("convert", "--registry-mirror", registry.host() + "=" + mirror.host(),
+                    original.toString(), registry.ref("converted/mirrored:esgz").toString()));
+            assertEquals(before, countRequests(registry, "GET", "/v2/source/app/blobs/"),
+                    "no source blob was read from the registry itself");
+            assertTrue(countRequests(mirror, "GET", "ns=127.0.0.1") >= 3, "the mirror served them, with ?ns=");
+        }
+    }
+
+    static int countRequests(LocalRegistry r, String method, String uriPart) throws Exception {
+        Thread.sleep(200);
+        int n = 0;
+        for (String line : r.log().split("\n")) {
+            if (line.contains("\"http.request.method\":\"" + method + "\"") && line.contains(uriPart)
+                    && line.contains("response completed")) {
+                n++;
+            }
+        }
+        return n;
+    }
 }

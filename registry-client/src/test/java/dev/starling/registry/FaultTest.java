@@ -236,4 +236,37 @@ class FaultTest {
             assertEquals(2, server.getRequestCount());
         }
     }
+
+    @Test
+    void identityTokenIsExchangedByPostingTheRefreshToken() throws Exception {
+        server.enqueue(new MockResponse.Builder().code(401).addHeader("WWW-Authenticate",
+                "Bearer realm=\"" + server.url("/oauth2/token") + "\",service=\"svc\"").build());
+        server.enqueue(ok("{\"access_token\":\"from-refresh\",\"expires_in\":60}").build());
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+        try (RegistryClient c = new RegistryClient(RegistryClient.Settings.defaults()
+                .withCredentials(CredentialProvider.of(repo.registry(), Credentials.identityToken("refresh-123"))))) {
+            assertArrayEquals("hello".getBytes(), c.readBlob(repo, DIGEST, 0, 5));
+        }
+        server.takeRequest();
+        RecordedRequest token = server.takeRequest();
+        assertEquals("POST", token.getMethod());
+        String form = token.getBody().utf8();
+        assertTrue(form.contains("grant_type=refresh_token") && form.contains("refresh_token=refresh-123")
+                && form.contains("scope=repository%3Afault%2Fapp%3Apull"), form);
+        assertEquals("Bearer from-refresh", server.takeRequest().getHeaders().get("Authorization"));
+    }
+
+    @Test
+    void plainHttpOnlyForLoopbackAndHostsConfiguredInsecure() {
+        RegistryTransport defaults = new RegistryTransport(RegistryClient.Settings.defaults());
+        assertEquals("http", defaults.scheme("127.0.0.1:5000"));
+        assertEquals("http", defaults.scheme("localhost:5000"));
+        assertEquals("http", defaults.scheme("[::1]:5000"));
+        assertEquals("https", defaults.scheme("registry.example.com"));
+        assertEquals("https", defaults.scheme("10.0.0.5:5000"));
+        RegistryTransport insecure = new RegistryTransport(RegistryClient.Settings.defaults()
+                .withInsecureHosts(java.util.Set.of("registry.internal:5000")));
+        assertEquals("http", insecure.scheme("registry.internal:5000"));
+        assertEquals("https", insecure.scheme("registry.internal:443"));
+    }
 }
