@@ -9,17 +9,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/bin/lib/private-containerd.sh"
 runs="${1:-2}"
 work="$(mktemp -d /tmp/starling-bench-image.XXXXXX)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/storage}}
-http: {addr: 127.0.0.1:$port}
-YAML
-docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
-registry=$!
-trap 'stop_private_containerd; kill $registry 2>/dev/null; wait $registry 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
+. "$root/bin/lib/local-registry.sh"
+trap 'stop_private_containerd; stop_local_registry; rm -rf "$work"' EXIT
+start_local_registry "$work"
+port="${LOCAL_REGISTRY##*:}"
 "$root/bin/starling" --version > /dev/null   # build once, outside the timings
 
 jdk=/usr/lib/jvm/temurin-25-jdk-amd64
