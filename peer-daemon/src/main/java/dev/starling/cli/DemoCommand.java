@@ -1,43 +1,64 @@
 package dev.starling.cli;
 
+import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.BlobVerifier;
 import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.EntryType;
-import dev.starling.estargz.RangeReader;
 import dev.starling.estargz.TocNode;
 import dev.starling.estargz.tar.TarWriter;
 import dev.starling.estargz.write.ConvertOptions;
-import dev.starling.estargz.write.ConvertResult;
-import dev.starling.estargz.write.Converter;
+import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.LocalRegistryServer;
+import dev.starling.registry.Manifest;
+import dev.starling.registry.MediaTypes;
+import dev.starling.registry.RegistryClient;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.DigestOutputStream;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.concurrent.Callable;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.zip.Deflater;
+import java.util.zip.GZIPOutputStream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code starling demo}: Starling's main job on an embedded default, with nothing to set up. Today:
- * a sample layer (the running JDK's {@code lib/}, a realistic ~200 MB image layer) is converted to
- * eStargz, its TOC opened, one file read lazily (only that file's chunks are fetched), and every
- * chunk verified. Later stages add the local registry, the FUSE mount and a cluster of peers.
+ * {@code starling demo}: Starling's main job on an embedded default, with nothing to set up. It starts
+ * a local registry, pushes a sample image (the running JDK's {@code lib/}, a realistic ~300 MB
+ * layer), converts it to eStargz registry to registry, then opens the converted layer lazily over
+ * HTTP Range requests: footer and TOC only, checked against the manifest's TOC digest, then one file
+ * (only its chunk is fetched), then every chunk verified. Later stages add the FUSE mount and peers.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "Convert a sample layer to eStargz, read a file lazily from it and verify it (no set-up needed).")
+        description = "Run Starling's main job on an embedded default: a local registry, a sample image "
+                + "converted to eStargz and read lazily (no set-up needed).")
 final class DemoCommand implements Callable<Integer> {
-    @Option(names = "--work-dir", description = "where to write the sample layer and blob (default: a temp dir, removed after)")
+    @Option(names = "--work-dir", description = "where to keep the registry and sample files (default: a temp dir, removed after)")
     Path workDir;
 
     @Option(names = "--keep", description = "keep the work directory")
     boolean keep;
 
+    @Option(names = "--sample", paramLabel = "DIR",
+            description = "directory to use as the sample image's layer (default: the running JDK's lib/)")
+    Path sample;
+
     @Override
     public Integer call() throws Exception {
         Path dir = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("starling-demo-");
         try {
+            if (!LocalRegistryServer.installed()) {
+                System.err.println("starling: the demo starts a local registry: install Debian's docker-registry "
+                        + "(bin/install-deps does) and run it again");
+                return 1;
+            }
             return run(dir);
         } finally {
             if (workDir == null && !keep) {
@@ -49,76 +70,131 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private int run(Path dir) throws Exception {
-        Path source = Path.of(System.getProperty("java.home"), "lib");
-        Path tar = dir.resolve("sample-layer.tar");
-        Path blob = dir.resolve("sample-layer.esgz");
-        System.out.println("1. sample layer: tar of " + source);
-        try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tar), 1 << 20);
-             TarWriter writer = new TarWriter(out)) {
-            writer.addTree(source, "opt/jdk/lib/");
-        }
-        System.out.println("   " + Sizes.human(Files.size(tar)));
+        Path registryDir = Files.createDirectories(dir.resolve("registry"));
+        try (LocalRegistryServer registry = LocalRegistryServer.start(registryDir, "");
+             RegistryClient client = RegistryClient.anonymous()) {
+            System.out.println("1. local registry at " + registry.host() + " (docker-registry, storage in " + registryDir + ")");
+            ImageReference source = registry.ref("demo/jdk:latest");
+            long t0 = System.nanoTime();
+            Path tree = sample != null ? sample : Path.of(System.getProperty("java.home"), "lib");
+            long layerBytes = pushSampleImage(client, source, dir, tree);
+            System.out.printf("2. pushed %s: one %s layer (%s as opt/jdk/lib/, tar.gz) in %.1f s%n", source,
+                    Sizes.human(layerBytes), tree, seconds(t0));
 
-        System.out.println("2. convert to eStargz (gzip level 9, 4 MiB chunks, all cores)");
-        long t0 = System.nanoTime();
-        ConvertResult r;
-        try (ProgressBar bar = new ProgressBar("   converting")) {
-            r = new Converter(ConvertOptions.defaults(), bar::update).convert(tar, blob);
-        }
-        double convertSeconds = (System.nanoTime() - t0) / 1e9;
-        System.out.printf("   %s -> %s in %.2f s (%.0f MB/s)%n", Sizes.human(Files.size(tar)), Sizes.human(r.blobSize()),
-                convertSeconds, Files.size(tar) / 1e6 / convertSeconds);
-        System.out.println("   toc digest " + r.tocDigest());
-        System.out.println("   diff id    " + r.diffId());
-
-        AtomicLong fetched = new AtomicLong();
-        try (RangeReader file = RangeReader.open(blob)) {
-            RangeReader counting = new RangeReader() {
-                @Override
-                public long size() throws IOException {
-                    return file.size();
-                }
-
-                @Override
-                public byte[] read(long offset, int length) throws IOException {
-                    fetched.addAndGet(length);
-                    return file.read(offset, length);
-                }
-            };
-            System.out.println("3. open lazily: footer + TOC only, checked against the toc digest");
+            ImageReference converted = registry.ref("demo/jdk:esgz");
+            System.out.println("3. convert " + source + " -> " + converted + " (eStargz, gzip 9, 4 MiB chunks, all cores)");
             t0 = System.nanoTime();
-            EStargzBlob opened = EStargzBlob.open(counting, r.tocDigest());
-            System.out.printf("   %d nodes indexed in %.1f ms, %s fetched of %s%n", opened.index().nodeCount(),
-                    (System.nanoTime() - t0) / 1e6, Sizes.human(fetched.get()), Sizes.human(r.blobSize()));
+            ConvertListener listener = new ConvertListener();
+            new ImageConverter(client, ConvertOptions.defaults(), dir, listener).convert(source, converted, null);
+            System.out.printf("   done in %.1f s%n", seconds(t0));
 
-            TocNode release = opened.index().lookup("opt/jdk/lib/security/default.policy");
-            if (release == null || release.type() != EntryType.REG) {
-                release = largestSmallFile(opened);
-            }
-            long before = fetched.get();
-            byte[] content = opened.read(release, 0, (int) release.size());
-            System.out.printf("4. read %s (%d bytes): fetched %s more, verified against its chunk digest%n",
-                    release.path(), content.length, Sizes.human(fetched.get() - before));
-
-            System.out.println("5. verify every chunk of the layer");
+            Manifest manifest = client.manifest(converted);
+            Descriptor layer = manifest.layers().getFirst();
+            String tocDigest = layer.annotations().get(ImageConverter.TOC_DIGEST);
+            long servedBefore = registry.blobBytesServed();
+            RegistryRangeReader remote = new RegistryRangeReader(client, converted, layer.digest());
             t0 = System.nanoTime();
-            BlobVerifier.Report report = BlobVerifier.verify(opened);
-            System.out.printf("   %s: %d files, %d chunks, %s in %.2f s%n", report.ok() ? "OK" : "FAILED",
-                    report.files(), report.chunks(), Sizes.human(report.bytes()), (System.nanoTime() - t0) / 1e9);
+            EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
+            System.out.printf("4. open the layer lazily over HTTP: %d nodes indexed in %.0f ms; fetched %s of %s "
+                            + "in %d range request(s); TOC checked against the manifest's %s%n",
+                    blob.index().nodeCount(), (System.nanoTime() - t0) / 1e6, Sizes.human(remote.bytesRead()),
+                    Sizes.human(remote.size()), remote.requests(), shortDigest(tocDigest));
+
+            TocNode file = smallestFileOver(blob, 64 * 1024);
+            long before = remote.bytesRead();
+            byte[] content = blob.read(file, 0, (int) file.size());
+            System.out.printf("5. read %s (%s): fetched %s more, verified against its chunk digest%n", file.path(),
+                    Sizes.human(content.length), Sizes.human(remote.bytesRead() - before));
+
+            t0 = System.nanoTime();
+            BlobVerifier.Report report = BlobVerifier.verify(blob);
+            System.out.printf("6. verify every chunk over HTTP: %s, %d files, %d chunks, %s in %.1f s%n",
+                    report.ok() ? "OK" : "FAILED", report.files(), report.chunks(), Sizes.human(report.bytes()),
+                    seconds(t0));
             report.problems().forEach(p -> System.out.println("   " + p));
+            System.out.printf("   registry egress for steps 4-6 (its access log): %s%n",
+                    Sizes.human(registry.blobBytesServed() - servedBefore));
+            System.out.println("next: `starling mount` (FUSE) and peers arrive with the next stages of the daemon");
             return report.ok() ? 0 : 1;
         }
     }
 
-    private static TocNode largestSmallFile(EStargzBlob blob) {
+    /** Pushes a one-layer OCI image of the JDK's lib/; returns the layer's compressed size. */
+    private static long pushSampleImage(RegistryClient client, ImageReference ref, Path dir, Path tree)
+            throws IOException {
+        Path layer = dir.resolve("layer.tar.gz");
+        MessageDigest diffId = dev.starling.estargz.Digests.sha256();
+        try (OutputStream file = new BufferedOutputStream(Files.newOutputStream(layer), 1 << 20);
+             GZIPOutputStream gzip = new GZIPOutputStream(file, 1 << 16) {
+                 {
+                     def.setLevel(Deflater.BEST_SPEED);
+                 }
+             };
+             TarWriter tar = new TarWriter(new DigestOutputStream(gzip, diffId))) {
+            tar.addTree(tree, "opt/jdk/lib/");
+        }
+        String layerDigest = Manifest.sha256(Files.readAllBytes(layer));
+        client.pushBlob(ref, layerDigest, layer, null);
+        byte[] config = ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"JAVA_HOME=/opt/jdk\"]},"
+                + "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:" + HexFormat.of().formatHex(diffId.digest())
+                + "\"]}}").getBytes(StandardCharsets.UTF_8);
+        Path configFile = dir.resolve("config.json");
+        Files.write(configFile, config);
+        client.pushBlob(ref, Manifest.sha256(config), configFile, null);
+        byte[] manifest = ("{\"schemaVersion\":2,\"mediaType\":\"" + MediaTypes.OCI_MANIFEST + "\",\"config\":{"
+                + "\"mediaType\":\"" + MediaTypes.OCI_CONFIG + "\",\"digest\":\"" + Manifest.sha256(config) + "\",\"size\":"
+                + config.length + "},\"layers\":[{\"mediaType\":\"" + MediaTypes.OCI_LAYER_GZIP + "\",\"digest\":\""
+                + layerDigest + "\",\"size\":" + Files.size(layer) + "}]}").getBytes(StandardCharsets.UTF_8);
+        client.pushManifest(ref, manifest, MediaTypes.OCI_MANIFEST);
+        return Files.size(layer);
+    }
+
+    private static final class ConvertListener implements ImageConverter.Listener {
+        private ProgressBar bar;
+
+        @Override
+        public void layerStarted(String platform, int index, int count, Descriptor layer) {
+            bar = new ProgressBar("   layer " + (index + 1) + "/" + count);
+        }
+
+        @Override
+        public void progress(long done, long total) {
+            bar.update(done, total);
+        }
+
+        @Override
+        public void layerDone(String platform, int index, Descriptor converted,
+                              dev.starling.estargz.write.ConvertResult r) {
+            bar.close();
+            System.out.printf("   layer %d: %s, toc %s, diff id %s%n", index + 1, Sizes.human(converted.size()),
+                    shortDigest(r.tocDigest()), shortDigest(r.diffId()));
+        }
+    }
+
+    /** A file worth reading: the smallest one of at least {@code min} bytes (or the largest there is). */
+    private static TocNode smallestFileOver(EStargzBlob blob, long min) {
         TocNode best = null;
         for (int id = 0; id < blob.index().nodeCount(); id++) {
             TocNode n = blob.index().node(id);
-            if (n.type() == EntryType.REG && n.size() < 1 << 20 && (best == null || n.size() > best.size())) {
+            if (n.type() != EntryType.REG || dev.starling.estargz.TocIndex.isLandmark(n)) {
+                continue;
+            }
+            boolean better = best == null
+                    || n.size() >= min && (best.size() < min || n.size() < best.size())
+                    || best.size() < min && n.size() > best.size();
+            if (better) {
                 best = n;
             }
         }
         return best;
+    }
+
+    private static String shortDigest(String digest) {
+        return digest.substring(0, Math.min(digest.length(), 19)) + "...";
+    }
+
+    private static double seconds(long t0) {
+        return (System.nanoTime() - t0) / 1e9;
     }
 
     private static void deleteTree(Path dir) throws IOException {

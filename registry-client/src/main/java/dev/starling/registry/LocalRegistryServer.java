@@ -1,0 +1,127 @@
+package dev.starling.registry;
+
+import java.io.IOException;
+import java.net.HttpURLConnection;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs Debian's {@code docker-registry} (CNCF distribution) on a free loopback port with storage
+ * and config under a directory of its own: the embedded registry of {@code starling demo}, and the
+ * real registry of the tests. Access is logged as JSON to {@code registry.log}.
+ */
+public final class LocalRegistryServer implements AutoCloseable {
+    private final Process process;
+    private final Path dir;
+    private final int port;
+
+    private LocalRegistryServer(Process process, Path dir, int port) {
+        this.process = process;
+        this.dir = dir;
+        this.port = port;
+    }
+
+    /** Whether {@code docker-registry} is on this machine. */
+    public static boolean installed() {
+        for (String d : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
+            if (!d.isEmpty() && Files.isExecutable(Path.of(d, "docker-registry"))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Starts a registry under {@code dir}; {@code extraConfig} is appended to its YAML (e.g. an auth section). */
+    public static LocalRegistryServer start(Path dir, String extraConfig) throws IOException, InterruptedException {
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort();
+        }
+        Files.writeString(dir.resolve("config.yml"), """
+                version: 0.1
+                log:
+                  level: info
+                  formatter: json
+                storage:
+                  filesystem:
+                    rootdirectory: %s
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:%d
+                """.formatted(dir.resolve("storage"), port) + extraConfig);
+        Process p;
+        try {
+            p = new ProcessBuilder("docker-registry", "serve", dir.resolve("config.yml").toString())
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("registry.log").toFile()).start();
+        } catch (IOException e) {
+            throw new IOException("docker-registry is not installed (Debian package docker-registry; bin/install-deps"
+                    + " installs it): " + e.getMessage(), e);
+        }
+        LocalRegistryServer server = new LocalRegistryServer(p, dir, port);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline) {
+            if (!p.isAlive()) {
+                throw new IOException("docker-registry exited: " + Files.readString(dir.resolve("registry.log")));
+            }
+            try {
+                HttpURLConnection c = (HttpURLConnection) URI.create("http://127.0.0.1:" + port + "/v2/").toURL()
+                        .openConnection();
+                c.setConnectTimeout(200);
+                int code = c.getResponseCode();
+                if (code == 200 || code == 401) {
+                    return server;
+                }
+            } catch (IOException notYet) {
+                Thread.sleep(50);
+            }
+        }
+        server.close();
+        throw new IOException("docker-registry did not start on port " + port + ": "
+                + Files.readString(dir.resolve("registry.log")));
+    }
+
+    /** {@code 127.0.0.1:PORT}, the registry part of image references. */
+    public String host() {
+        return "127.0.0.1:" + port;
+    }
+
+    public ImageReference ref(String repositoryAndTag) {
+        return ImageReference.parse(host() + "/" + repositoryAndTag);
+    }
+
+    public String log() throws IOException {
+        return Files.readString(dir.resolve("registry.log"));
+    }
+
+    /** Bytes of blob bodies the registry sent (its egress), from its access log. */
+    public long blobBytesServed() throws IOException {
+        long total = 0;
+        for (String line : log().split("\n")) {
+            if (line.contains("\"http.request.method\":\"GET\"") && line.contains("/blobs/")) {
+                int at = line.indexOf("\"http.response.written\":");
+                if (at >= 0) {
+                    int start = at + "\"http.response.written\":".length();
+                    int end = start;
+                    while (end < line.length() && Character.isDigit(line.charAt(end))) {
+                        end++;
+                    }
+                    total += Long.parseLong(line.substring(start, end));
+                }
+            }
+        }
+        return total;
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(5, TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+        }
+    }
+}
