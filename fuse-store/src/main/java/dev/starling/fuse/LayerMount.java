@@ -1,0 +1,89 @@
+package dev.starling.fuse;
+
+import dev.starling.estargz.ChunkSource;
+import dev.starling.estargz.TocIndex;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.cryptomator.jfuse.api.Fuse;
+import org.cryptomator.jfuse.api.FuseBuilder;
+import org.cryptomator.jfuse.api.FuseMountFailedException;
+
+/**
+ * A mounted layer: libfuse3 found explicitly (Debian ships no unversioned libfuse3.so), read-only,
+ * {@code kernel_cache} so re-reads come from the page cache (layers are immutable), never
+ * {@code direct_io} (it breaks mmap, which model loaders use), and a stale mount left by a killed
+ * process cleared first. Closing unmounts.
+ */
+public final class LayerMount implements AutoCloseable {
+    static final String LIBFUSE = "/usr/lib/x86_64-linux-gnu/libfuse3.so.3";
+
+    private final Fuse fuse;
+    private final Path mountPoint;
+
+    private LayerMount(Fuse fuse, Path mountPoint) {
+        this.fuse = fuse;
+        this.mountPoint = mountPoint;
+    }
+
+    public static LayerMount mount(TocIndex index, ChunkSource chunks, Path mountPoint, String name)
+            throws IOException {
+        clearStaleMount(mountPoint);
+        Files.createDirectories(mountPoint);
+        FuseBuilder builder = FuseBuilder.getSupported();
+        if (Files.exists(Path.of(LIBFUSE))) {
+            builder.setLibraryPath(LIBFUSE);
+        }
+        Fuse fuse = builder.build(new LayerFileSystem(index, chunks, builder.errno()));
+        try {
+            fuse.mount("starling", mountPoint, "-o", "ro", "-o", "default_permissions", "-o", "allow_other",
+                    "-o", "kernel_cache", "-o", "fsname=starling:" + name, "-o", "subtype=estargz");
+        } catch (FuseMountFailedException e) {
+            throw new IOException("cannot mount " + name + " at " + mountPoint + ": " + e.getMessage(), e);
+        }
+        return new LayerMount(fuse, mountPoint);
+    }
+
+    /** A mount whose daemon died answers "Transport endpoint is not connected"; lazily unmount it. */
+    static void clearStaleMount(Path mountPoint) throws IOException {
+        try {
+            Files.readAttributes(mountPoint, "unix:ino");
+        } catch (java.nio.file.NoSuchFileException absent) {
+            return;
+        } catch (IOException stale) {
+            lazyUnmount(mountPoint);
+        }
+    }
+
+    public Path mountPoint() {
+        return mountPoint;
+    }
+
+    /** Unmounts; when a process still holds files open, detaches the mount lazily (it goes when they close). */
+    @Override
+    public void close() throws IOException {
+        try {
+            fuse.close();
+        } catch (TimeoutException busy) {
+            lazyUnmount(mountPoint);
+            try {
+                fuse.close();
+            } catch (TimeoutException e) {
+                throw new IOException("unmounting " + mountPoint + " timed out", e);
+            }
+        }
+    }
+
+    private static void lazyUnmount(Path mountPoint) throws IOException {
+        try {
+            Process p = new ProcessBuilder("fusermount3", "-u", "-z", mountPoint.toString()).redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            p.waitFor(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while unmounting " + mountPoint, e);
+        }
+    }
+}

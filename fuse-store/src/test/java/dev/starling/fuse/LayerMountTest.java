@@ -1,0 +1,182 @@
+package dev.starling.fuse;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.RangeReader;
+import dev.starling.estargz.TreeDescription;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.estargz.write.ConvertResult;
+import dev.starling.estargz.write.Converter;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Real FUSE mounts of converted layers, compared with {@code tar -x} of the same input: names,
+ * types, modes, owners, sizes, times, link targets, hardlink inodes, xattrs, device numbers and
+ * every file's bytes. Whiteouts and opaque directories are checked through a real overlay mount.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class LayerMountTest {
+    @TempDir
+    Path dir;
+
+    static String run(Path cwd, String... cmd) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IOException(String.join(" ", cmd) + " failed: " + out);
+        }
+        return out;
+    }
+
+    private Path tar(Path tree, String name) throws Exception {
+        Path out = dir.resolve(name);
+        run(tree, "tar", "--format=posix", "--xattrs", "--xattrs-include=user.*", "--numeric-owner", "-cf",
+                out.toString(), ".");
+        return out;
+    }
+
+    private record Mounted(LayerMount mount, RangeReader reader) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            mount.close();
+            reader.close();
+        }
+    }
+
+    private Mounted mount(Path tar, String name) throws Exception {
+        Path blob = dir.resolve(name + ".esgz");
+        ConvertResult r = Converter.convert(tar, blob, ConvertOptions.defaults().withChunkSize(1 << 20));
+        RangeReader reader = RangeReader.open(blob);
+        EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+        return new Mounted(LayerMount.mount(opened.index(), opened::readChunk, dir.resolve("mnt-" + name), name), reader);
+    }
+
+    @Test
+    void mountedLayerIsTheSameTreeAsTarExtracts() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree"));
+        Files.createDirectories(tree.resolve("etc/conf.d"));
+        Files.writeString(tree.resolve("etc/hostname"), "starling\n");
+        Files.writeString(tree.resolve("etc/empty"), "");
+        byte[] big = new byte[3 * 1024 * 1024 + 4321];
+        new Random(5).nextBytes(big);
+        Files.write(tree.resolve("big.bin"), big);
+        Files.createDirectories(tree.resolve("bin"));
+        Files.writeString(tree.resolve("bin/tool"), "#!/bin/sh\necho tool\n");
+        Files.createLink(tree.resolve("bin/tool-hardlink"), tree.resolve("bin/tool"));
+        Files.createSymbolicLink(tree.resolve("bin/sym"), Path.of("tool"));
+        Files.createSymbolicLink(tree.resolve("dangling"), Path.of("../nowhere"));
+        Files.createDirectories(tree.resolve("unicodé/" + "l".repeat(120)));
+        Files.writeString(tree.resolve("unicodé/" + "l".repeat(120) + "/naïve.txt"), "ünïcödé\n");
+        Files.createDirectories(tree.resolve("tmp"));
+        run(tree, "mkfifo", "fifo");
+        run(tree, "mknod", "null", "c", "1", "3");
+        run(tree, "mknod", "sda", "b", "8", "0");
+        run(tree, "chmod", "1777", "tmp");
+        run(tree, "chmod", "4755", "bin/tool");
+        run(tree, "chmod", "2750", "etc/conf.d");
+        run(tree, "chown", "-h", "1234:5678", "etc/hostname", "bin/sym");
+        run(tree, "setfattr", "-n", "user.starling", "-v", "0xfffe00", "etc/hostname");
+        Path input = tar(tree, "layer.tar");
+        Path expected = Files.createDirectories(dir.resolve("expected"));
+        run(expected, "tar", "--xattrs", "--xattrs-include=user.*", "--numeric-owner", "--same-owner", "-xpf",
+                input.toString());
+        try (Mounted m = mount(input, "layer")) {
+            Path mnt = m.mount().mountPoint();
+            assertEquals(TreeDescription.of(expected, true), TreeDescription.of(mnt, true));
+            assertEquals(List.of("big.bin", "bin", "dangling", "etc", "fifo", "null", "sda", "tmp", "unicodé"), names(mnt),
+                    "the landmark is hidden at the root");
+            byte[] middle = new byte[100];
+            try (var ch = java.nio.channels.FileChannel.open(mnt.resolve("big.bin"))) {
+                ch.read(java.nio.ByteBuffer.wrap(middle), (1 << 20) - 50); // across a chunk boundary
+            }
+            assertEquals(java.util.HexFormat.of().formatHex(big, (1 << 20) - 50, (1 << 20) + 50),
+                    java.util.HexFormat.of().formatHex(middle));
+            assertThrows(java.nio.file.FileSystemException.class, () -> Files.writeString(mnt.resolve("etc/new"), "x"));
+        }
+    }
+
+    @Test
+    void whiteoutsAndOpaqueDirectoriesWorkThroughARealOverlay() throws Exception {
+        Path lower = Files.createDirectories(dir.resolve("lower"));
+        for (String d : List.of("a", "b", "c")) {
+            Files.createDirectories(lower.resolve(d));
+        }
+        Files.writeString(lower.resolve("a/x"), "x");
+        Files.writeString(lower.resolve("a/keep"), "keep");
+        Files.writeString(lower.resolve("b/y"), "y");
+        Files.writeString(lower.resolve("c/z"), "z");
+        Path upper = Files.createDirectories(dir.resolve("upper"));
+        Files.createDirectories(upper.resolve("a"));
+        Files.createDirectories(upper.resolve("b"));
+        Files.writeString(upper.resolve("a/.wh.x"), "");
+        Files.writeString(upper.resolve("b/.wh..wh..opq"), "");
+        Files.writeString(upper.resolve("b/new"), "new");
+        try (Mounted l1 = mount(tar(lower, "lower.tar"), "lower"); Mounted l2 = mount(tar(upper, "upper.tar"), "upper")) {
+            Path up = l2.mount().mountPoint();
+            assertEquals("c 0:0", run(up, "stat", "-c", "%F", "a/x").strip().equals("character special file")
+                    ? "c " + run(up, "stat", "-c", "%t:%T", "a/x").strip() : "not a whiteout");
+            assertFalse(Files.exists(up.resolve("a/.wh.x")), ".wh. names are hidden");
+            assertEquals("y", run(up, "getfattr", "--only-values", "-n", "trusted.overlay.opaque", "b").strip());
+            assertEquals("y", run(up, "getfattr", "--only-values", "-n", "user.overlay.opaque", "b").strip());
+            Path merged = Files.createDirectories(dir.resolve("merged"));
+            run(dir, "mount", "-t", "overlay", "overlay", "-o",
+                    "ro,lowerdir=" + up + ":" + l1.mount().mountPoint(), merged.toString());
+            try {
+                assertFalse(Files.exists(merged.resolve("a/x")), "whiteout hides a/x");
+                assertEquals("keep", Files.readString(merged.resolve("a/keep")));
+                assertEquals(List.of("new"), names(merged.resolve("b")),
+                        "opaque b hides the lower b");
+                assertEquals("z", Files.readString(merged.resolve("c/z")));
+            } finally {
+                run(dir, "umount", merged.toString());
+            }
+        }
+    }
+
+    static List<String> names(Path directory) throws IOException {
+        try (var entries = Files.list(directory)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    @Test
+    void staleMountOfAKilledDaemonIsClearedBeforeMounting() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("small"));
+        Files.writeString(tree.resolve("f"), "fresh");
+        Path blob = dir.resolve("small.esgz");
+        ConvertResult r = Converter.convert(tar(tree, "small.tar"), blob, ConvertOptions.defaults());
+        Path mnt = dir.resolve("stale");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process daemon = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), MountMain.class.getName(), blob.toString(), r.tocDigest(),
+                mnt.toString()).redirectErrorStream(true).start();
+        try {
+            String line = new java.io.BufferedReader(new java.io.InputStreamReader(daemon.getInputStream())).readLine();
+            assertEquals("mounted", line);
+            assertEquals("fresh", Files.readString(mnt.resolve("f")));
+        } finally {
+            daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // kill -9: the mount stays behind, dead
+        }
+        IOException dead = assertThrows(IOException.class, () -> Files.readString(mnt.resolve("f")));
+        assertTrue(dead.getMessage().contains("not connected"), dead.getMessage());
+        try (RangeReader reader = RangeReader.open(blob)) {
+            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+            try (LayerMount again = LayerMount.mount(opened.index(), opened::readChunk, mnt, "again")) {
+                assertEquals("fresh", Files.readString(mnt.resolve("f")));
+            }
+        }
+    }
+}
