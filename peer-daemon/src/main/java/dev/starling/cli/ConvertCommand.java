@@ -5,7 +5,6 @@ import dev.starling.estargz.write.ConvertResult;
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.write.Converter;
 import dev.starling.registry.Descriptor;
-import dev.starling.registry.DockerConfigCredentials;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.RegistryClient;
 import java.nio.file.Files;
@@ -38,13 +37,8 @@ final class ConvertCommand implements Callable<Integer> {
             description = "convert only this platform of a multi-platform image (default: all)")
     String platform;
 
-    @Option(names = "--insecure-registry", paramLabel = "HOST[:PORT]", split = ",",
-            description = "registries and mirrors reached over plain http (loopback always is)")
-    java.util.Set<String> insecure = java.util.Set.of();
-
-    @Option(names = "--registry-mirror", paramLabel = "REGISTRY=HOST[:PORT]",
-            description = "read REGISTRY's content from HOST first (repeatable, tried in order; ?ns=REGISTRY is added)")
-    java.util.List<String> mirrorSpecs = java.util.List.of();
+    @picocli.CommandLine.Mixin
+    RegistryOptions registry = new RegistryOptions();
 
     @Option(names = "--prioritize", paramLabel = "FILE",
             description = "file listing the paths read at start-up, one per line, in access order")
@@ -115,19 +109,7 @@ final class ConvertCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(source + " is neither a file nor an image reference: " + e.getMessage());
         }
-        java.util.Map<String, java.util.List<RegistryClient.Mirror>> mirrors = new java.util.LinkedHashMap<>();
-        for (String spec : mirrorSpecs) {
-            int eq = spec.indexOf('=');
-            if (eq <= 0 || eq == spec.length() - 1) {
-                throw new IllegalArgumentException("--registry-mirror takes REGISTRY=HOST[:PORT], not " + spec);
-            }
-            String host = spec.substring(eq + 1);
-            mirrors.computeIfAbsent(spec.substring(0, eq), k -> new java.util.ArrayList<>())
-                    .add(new RegistryClient.Mirror(host, insecure.contains(host)));
-        }
-        RegistryClient.Settings settings = RegistryClient.Settings.defaults()
-                .withCredentials(DockerConfigCredentials.fromEnvironment()).withInsecureHosts(insecure)
-                .withMirrors(mirrors);
+        RegistryClient.Settings settings = registry.settings();
         Path work = Files.createTempDirectory("starling-convert-");
         long start = System.nanoTime();
         try (RegistryClient client = new RegistryClient(settings)) {

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code starling} command line. */
 @Command(name = "starling", mixinStandardHelpOptions = true, versionProvider = StarlingCli.Version.class,
         description = "Lazy, peer-to-peer eStargz image layers for large clusters.",
-        subcommands = {ConvertCommand.class, InspectCommand.class, DemoCommand.class,
+        subcommands = {ConvertCommand.class, InspectCommand.class, MountCommand.class, UmountCommand.class,
+                DemoCommand.class,
                 CommandLine.HelpCommand.class})
 public final class StarlingCli {
 

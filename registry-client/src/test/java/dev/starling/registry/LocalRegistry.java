@@ -77,6 +77,11 @@ public final class LocalRegistry implements AutoCloseable {
         return server.log();
     }
 
+    /** Bytes of blob bodies served so far, from the registry's access log. */
+    public long blobBytesServed() throws IOException {
+        return server.blobBytesServed();
+    }
+
     private static String run(String... cmd) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

@@ -1,0 +1,72 @@
+package dev.starling.cli;
+
+import dev.starling.mount.ImageMount;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.RegistryClient;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code starling mount IMAGE DIR}: the image's files at DIR at once, bytes fetched when read. */
+@Command(name = "mount", mixinStandardHelpOptions = true,
+        description = {"Mount an eStargz image lazily at DIR (read-only) and keep serving it until Ctrl-C",
+                "or `starling umount DIR`. Needs root (FUSE and overlayfs)."})
+final class MountCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "IMAGE", description = "an eStargz image (see `starling convert`)")
+    String image;
+
+    @Parameters(index = "1", paramLabel = "DIR", description = "where the image's root file system appears")
+    Path target;
+
+    @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "for multi-platform images (default: linux/amd64)")
+    String platform = "linux/amd64";
+
+    @Mixin
+    RegistryOptions registry = new RegistryOptions();
+
+    @Override
+    public Integer call() throws Exception {
+        ImageReference ref = ImageReference.parse(image);
+        Path work = Files.createTempDirectory("starling-mount-");
+        long t0 = System.nanoTime();
+        CountDownLatch done = new CountDownLatch(1);
+        try (RegistryClient client = new RegistryClient(registry.settings());
+             ImageMount mount = ImageMount.mount(client, ref, Descriptor.Platform.parse(platform), target, work)) {
+            System.out.printf("mounted %s at %s: %d layer(s), ready in %.0f ms after fetching %s%n", ref, target,
+                    mount.layerCount(), (System.nanoTime() - t0) / 1e6, Sizes.human(mount.bytesAtReady()));
+            System.out.println("serving; Ctrl-C or `starling umount " + target + "` to stop");
+            System.out.flush();
+            Thread hook = new Thread(() -> {
+                done.countDown();
+                try {
+                    mount.close();
+                } catch (Exception ignored) {
+                    // exiting anyway; a stale mount is cleared on the next start
+                }
+            }, "starling-unmount");
+            Runtime.getRuntime().addShutdownHook(hook);
+            while (!done.await(500, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                if (!mount.mounted()) {
+                    break; // `starling umount DIR` (or umount) took the overlay away
+                }
+            }
+            Runtime.getRuntime().removeShutdownHook(hook);
+            System.out.printf("unmounted %s; fetched %s in all%n", target, Sizes.human(mount.bytesFetched()));
+            return 0;
+        } finally {
+            try (var files = Files.walk(work)) {
+                for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+            } catch (java.io.IOException ignored) {
+                // a layer dir still busy is removed by the next tmp clean-up
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package dev.starling.fetch;
+
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import dev.starling.estargz.Chunk;
+import dev.starling.estargz.ChunkSource;
+import dev.starling.estargz.VerificationException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The memory tier: verified chunks kept by their digest (content-addressed, so a chunk shared by two
+ * layers is held once), bounded in bytes, in front of a slower {@link ChunkSource}. Concurrent
+ * reads of one missing chunk share one load. FUSE reads arrive in 128 KiB-1 MiB pieces of 4 MiB
+ * chunks; without this tier each piece would fetch its whole chunk again.
+ */
+public final class MemoryChunkCache implements ChunkSource {
+    private final ChunkSource next;
+    private final Cache<ByteBuffer, byte[]> chunks;
+    private final AtomicLong misses = new AtomicLong();
+
+    public MemoryChunkCache(ChunkSource next, long maxBytes) {
+        this.next = next;
+        this.chunks = Caffeine.newBuilder()
+                .maximumWeight(maxBytes)
+                .weigher((ByteBuffer key, byte[] value) -> value.length + 64)
+                .build();
+    }
+
+    @Override
+    public byte[] read(Chunk chunk) throws IOException {
+        if (chunk.digest() == null) {
+            throw new VerificationException(chunk.describe() + " has no digest in the TOC, so it cannot be verified");
+        }
+        try {
+            return chunks.get(ByteBuffer.wrap(chunk.digest()), key -> {
+                misses.incrementAndGet();
+                try {
+                    return next.read(chunk);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause(); // not cached: the next read tries again
+        }
+    }
+
+    /** Chunks loaded from the next tier so far. */
+    public long misses() {
+        return misses.get();
+    }
+}

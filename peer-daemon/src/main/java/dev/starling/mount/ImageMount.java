@@ -1,0 +1,161 @@
+package dev.starling.mount;
+
+import dev.starling.convert.ImageConverter;
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.fetch.MemoryChunkCache;
+import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.fuse.LayerMount;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.Manifest;
+import dev.starling.registry.RegistryClient;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * An image's eStargz layers mounted lazily, each from the registry over Range requests, and
+ * overlaid read-only (kernel overlayfs) at one directory: files appear at once, bytes arrive when
+ * read, every chunk verified against its layer's TOC, every TOC against the manifest.
+ */
+public final class ImageMount implements AutoCloseable {
+    /** Per layer; the disk tier and a shared, configurable budget come with the chunk store. */
+    static final long MEMORY_TIER_BYTES = 256L << 20;
+
+    private final Path target;
+    private final List<LayerMount> layers;
+    private final long bytesAtReady;
+    private final List<RegistryRangeReader> readers;
+    private boolean overlaid;
+
+    private ImageMount(Path target, List<LayerMount> layers, List<RegistryRangeReader> readers) {
+        this.target = target;
+        this.layers = layers;
+        this.readers = readers;
+        this.bytesAtReady = bytesFetched();
+    }
+
+    /** Mounts {@code ref} at {@code target}; layer mounts live under {@code workDir}. */
+    public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
+                                   Path target, Path workDir) throws IOException {
+        Manifest manifest = client.manifest(ref);
+        if (manifest.isIndex()) {
+            manifest = client.manifest(ref.withDigest(manifest.select(platform).digest()));
+        }
+        List<Descriptor> descriptors = manifest.layers();
+        List<LayerMount> mounted = new ArrayList<>();
+        List<RegistryRangeReader> readers = new ArrayList<>();
+        ImageMount image = null;
+        try {
+            for (int i = 0; i < descriptors.size(); i++) {
+                Descriptor d = descriptors.get(i);
+                String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
+                if (toc == null) {
+                    throw new IOException("layer " + (i + 1) + " of " + ref + " (" + d.digest() + ") has no "
+                            + ImageConverter.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
+                            + "trusted. Convert the image with `starling convert`.");
+                }
+                RegistryRangeReader reader = new RegistryRangeReader(client, ref, d.digest());
+                readers.add(reader);
+                EStargzBlob blob = EStargzBlob.open(reader, toc);
+                mounted.add(LayerMount.mount(blob.index(), new MemoryChunkCache(blob::readChunk, MEMORY_TIER_BYTES),
+                        workDir.resolve("layer-" + i),
+                        ref.repository() + "@" + d.digest().substring(7, 19)));
+            }
+            image = new ImageMount(target, mounted, readers);
+            image.overlay(workDir);
+            return image;
+        } catch (IOException | RuntimeException e) {
+            if (image != null) {
+                image.close();
+            } else {
+                for (LayerMount m : mounted) {
+                    m.close();
+                }
+            }
+            throw e;
+        }
+    }
+
+    private void overlay(Path workDir) throws IOException {
+        Files.createDirectories(target);
+        // overlayfs without an upper dir needs two lower dirs: an empty one at the bottom serves single-layer images.
+        Path empty = Files.createDirectories(workDir.resolve("empty"));
+        StringBuilder lower = new StringBuilder();
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            lower.append(layers.get(i).mountPoint()).append(':');
+        }
+        lower.append(empty);
+        run("mount", "-t", "overlay", "starling", "-o", "ro,lowerdir=" + lower, target.toString());
+        overlaid = true;
+    }
+
+    public Path target() {
+        return target;
+    }
+
+    public int layerCount() {
+        return layers.size();
+    }
+
+    /** Compressed bytes fetched from the registry so far, all layers. */
+    public long bytesFetched() {
+        return readers.stream().mapToLong(RegistryRangeReader::bytesRead).sum();
+    }
+
+    /** What mounting cost: footers and TOCs. */
+    public long bytesAtReady() {
+        return bytesAtReady;
+    }
+
+    /** Whether the overlay is still mounted at the target (someone may have run `starling umount`). */
+    public boolean mounted() throws IOException {
+        String mountInfo = Files.readString(Path.of("/proc/self/mountinfo"));
+        String t = target.toAbsolutePath().toString().replace(" ", "\\040");
+        for (String line : mountInfo.split("\n")) {
+            String[] f = line.split(" ");
+            if (f.length > 4 && f[4].equals(t)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    @Override
+    public void close() throws IOException {
+        IOException failure = null;
+        if (overlaid && mounted()) {
+            try {
+                run("umount", "-l", target.toString());
+            } catch (IOException e) {
+                failure = e;
+            }
+        }
+        for (LayerMount m : layers) {
+            try {
+                m.close();
+            } catch (IOException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    static void run(String... cmd) throws IOException {
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes());
+            if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                throw new IOException(String.join(" ", cmd) + " failed: " + out.strip());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted: " + String.join(" ", cmd), e);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package dev.starling.mount;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.cli.StarlingCli;
+import dev.starling.convert.ImageConverter;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.LocalRegistry;
+import dev.starling.registry.Manifest;
+import dev.starling.registry.MediaTypes;
+import dev.starling.registry.RegistryClient;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code starling mount IMAGE DIR} against a real registry: a two-layer eStargz image appears at
+ * DIR at once (only footers and TOCs fetched), files read back byte for byte, whiteouts and opaque
+ * directories of the upper layer apply, and {@code starling umount DIR} ends it all.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class MountCommandTest {
+    @TempDir
+    Path dir;
+
+    static void sh(Path cwd, String script) throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", script).directory(cwd.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+    }
+
+    @Test
+    void mountServesTheImageLazilyAndUmountEndsIt() throws Exception {
+        byte[] big = new byte[6 * 1024 * 1024];
+        new Random(9).nextBytes(big);
+        Files.createDirectories(dir.resolve("base/etc"));
+        Files.createDirectories(dir.resolve("base/data"));
+        Files.write(dir.resolve("base/data/big.bin"), big);
+        sh(dir, "echo base > base/etc/os-release && echo gone > base/etc/old && mkdir -p base/cache"
+                + " && echo stale > base/cache/a && mkdir -p upper/etc upper/cache && echo new > upper/etc/app.conf"
+                + " && touch upper/etc/.wh.old && touch upper/cache/.wh..wh..opq && echo fresh > upper/cache/b"
+                + " && tar -C base -czf base.tar.gz . && tar -C upper -czf upper.tar.gz .");
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+             RegistryClient client = RegistryClient.anonymous()) {
+            ImageReference src = registry.ref("mount/app:v1");
+            pushImage(client, src, List.of(dir.resolve("base.tar.gz"), dir.resolve("upper.tar.gz")));
+            ImageReference esgz = registry.ref("mount/app:esgz");
+            new ImageConverter(client, ConvertOptions.defaults().withChunkSize(1 << 20), dir, ImageConverter.Listener.NONE)
+                    .convert(src, esgz, null);
+
+            long servedBeforeMount = registry.blobBytesServed();
+            Path target = dir.resolve("rootfs");
+            CompletableFuture<Integer> mount = CompletableFuture.supplyAsync(
+                    () -> StarlingCli.run("mount", esgz.toString(), target.toString()));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!Files.exists(target.resolve("etc/os-release")) && System.nanoTime() < deadline && !mount.isDone()) {
+                Thread.sleep(50);
+            }
+            try {
+                assertEquals("base\n", Files.readString(target.resolve("etc/os-release")));
+                assertEquals("new\n", Files.readString(target.resolve("etc/app.conf")));
+                assertFalse(Files.exists(target.resolve("etc/old")), "the upper layer's whiteout hides etc/old");
+                try (var cache = Files.list(target.resolve("cache"))) {
+                    assertEquals(List.of("b"), cache.map(p -> p.getFileName().toString()).toList(),
+                            "the opaque cache/ hides the lower one");
+                }
+                assertArrayEquals(big, Files.readAllBytes(target.resolve("data/big.bin")));
+            } finally {
+                assertEquals(0, StarlingCli.run("umount", target.toString()));
+            }
+            assertEquals(0, mount.get(30, TimeUnit.SECONDS), "mount exits once its overlay is gone");
+            String mounts = Files.readString(Path.of("/proc/self/mountinfo"));
+            assertFalse(mounts.contains(target.toString()), "overlay gone");
+            assertFalse(mounts.contains("starling:mount/app"), "layer mounts gone");
+            Thread.sleep(200); // the registry writes its access log after the response
+            long egress = registry.blobBytesServed() - servedBeforeMount;
+            assertTrue(egress >= big.length && egress < big.length + (1 << 20),
+                    "reading every file fetched each chunk once, not once per FUSE read: " + egress + " bytes");
+        }
+    }
+
+    static void pushImage(RegistryClient client, ImageReference ref, List<Path> layers) throws Exception {
+        StringBuilder descriptors = new StringBuilder();
+        StringBuilder diffIds = new StringBuilder();
+        for (Path layer : layers) {
+            byte[] bytes = Files.readAllBytes(layer);
+            String digest = Manifest.sha256(bytes);
+            client.pushBlob(ref, digest, layer, null);
+            try (var in = new java.util.zip.GZIPInputStream(new java.io.ByteArrayInputStream(bytes))) {
+                diffIds.append(diffIds.isEmpty() ? "" : ",").append('"').append(Manifest.sha256(in.readAllBytes())).append('"');
+            }
+            descriptors.append(descriptors.isEmpty() ? "" : ",").append("{\"mediaType\":\"")
+                    .append(MediaTypes.OCI_LAYER_GZIP).append("\",\"digest\":\"").append(digest)
+                    .append("\",\"size\":").append(bytes.length).append('}');
+        }
+        byte[] config = ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
+                + diffIds + "]}}").getBytes(StandardCharsets.UTF_8);
+        Path configFile = Files.createTempFile("config", ".json");
+        Files.write(configFile, config);
+        client.pushBlob(ref, Manifest.sha256(config), configFile, null);
+        Files.delete(configFile);
+        client.pushManifest(ref, ("{\"schemaVersion\":2,\"mediaType\":\"" + MediaTypes.OCI_MANIFEST
+                + "\",\"config\":{\"mediaType\":\"" + MediaTypes.OCI_CONFIG + "\",\"digest\":\"" + Manifest.sha256(config)
+                + "\",\"size\":" + config.length + "},\"layers\":[" + descriptors + "]}").getBytes(StandardCharsets.UTF_8),
+                MediaTypes.OCI_MANIFEST);
+    }
+}
