@@ -32,6 +32,7 @@ class DemoTest {
         assertTrue(out.contains("1. local registry at 127.0.0.1:"), out);
         assertTrue(out.matches("(?s).*4\\. open the layer lazily over HTTP: 5\\d nodes indexed.*fetched [0-9.]+ KiB of.*"), out);
         assertTrue(out.contains("5. read opt/jdk/lib/sub/config.txt (195.3 KiB)"), out);
-        assertTrue(out.contains("6. verify every chunk over HTTP: OK, 53 files, 55 chunks"), out);
+        assertTrue(out.matches("(?s).*6\\. mount .* ready in \\d+ ms.*cat opt/jdk/lib/sub/config.txt through the mount: 195.3 KiB, .* fetched, same bytes.*"), out);
+        assertTrue(out.contains("7. verify every chunk over HTTP: OK, 53 files, 55 chunks"), out);
     }
 }
