@@ -133,7 +133,8 @@ final class DemoCommand implements Callable<Integer> {
         Path rootfs = dir.resolve("rootfs");
         long t0 = System.nanoTime();
         try (ImageMount mount = ImageMount.mount(client, image, Descriptor.Platform.parse("linux/amd64"), rootfs,
-                Files.createDirectories(dir.resolve("layers")))) {
+                Files.createDirectories(dir.resolve("layers")),
+                new dev.starling.fetch.DiskChunkCache(dir.resolve("chunks"), 1L << 30))) {
             System.out.printf("6. mount %s at %s: ready in %.0f ms after fetching %s%n", image, rootfs,
                     (System.nanoTime() - t0) / 1e6, Sizes.human(mount.bytesAtReady()));
             long before = mount.bytesFetched();

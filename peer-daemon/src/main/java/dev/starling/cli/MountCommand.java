@@ -1,5 +1,6 @@
 package dev.starling.cli;
 
+import dev.starling.fetch.DiskChunkCache;
 import dev.starling.mount.ImageMount;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
@@ -27,6 +28,14 @@ final class MountCommand implements Callable<Integer> {
     @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "for multi-platform images (default: linux/amd64)")
     String platform = "linux/amd64";
 
+    @Option(names = "--cache-dir", paramLabel = "DIR",
+            description = "disk tier: verified chunks by digest, kept across restarts (default: ${DEFAULT-VALUE})")
+    Path cacheDir = Path.of("/var/lib/starling/chunks");
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "disk tier bound; least recently used chunks go first (default: 10GiB)")
+    long cacheSize = 10L << 30;
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
 
@@ -37,7 +46,8 @@ final class MountCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         CountDownLatch done = new CountDownLatch(1);
         try (RegistryClient client = new RegistryClient(registry.settings());
-             ImageMount mount = ImageMount.mount(client, ref, Descriptor.Platform.parse(platform), target, work)) {
+             ImageMount mount = ImageMount.mount(client, ref, Descriptor.Platform.parse(platform), target, work,
+                     new DiskChunkCache(cacheDir, cacheSize))) {
             System.out.printf("mounted %s at %s: %d layer(s), ready in %.0f ms after fetching %s%n", ref, target,
                     mount.layerCount(), (System.nanoTime() - t0) / 1e6, Sizes.human(mount.bytesAtReady()));
             System.out.println("serving; Ctrl-C or `starling umount " + target + "` to stop");

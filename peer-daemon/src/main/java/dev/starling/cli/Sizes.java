@@ -19,11 +19,22 @@ final class Sizes {
         return String.format("%.1f %s", v, units[u]);
     }
 
-    /** Parses {@code 4194304}, {@code 4M}, {@code 4MiB}, {@code 64k}. */
+    /** Parses {@code 4194304}, {@code 4M}, {@code 4MiB}, {@code 64k}, up to 2 GiB. */
     static int parse(String text) {
+        long v = parseLong(text);
+        if (v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("size out of range: " + text);
+        }
+        return (int) v;
+    }
+
+    /** Parses sizes with k, M, G, T suffixes (binary). */
+    static long parseLong(String text) {
         String t = text.trim().toLowerCase(java.util.Locale.ROOT).replace("ib", "").replace("b", "");
         long multiplier = 1;
-        if (t.endsWith("k")) {
+        if (t.endsWith("t")) {
+            multiplier = 1L << 40;
+        } else if (t.endsWith("k")) {
             multiplier = 1 << 10;
         } else if (t.endsWith("m")) {
             multiplier = 1 << 20;
@@ -33,11 +44,18 @@ final class Sizes {
         if (multiplier != 1) {
             t = t.substring(0, t.length() - 1);
         }
-        long v = Long.parseLong(t) * multiplier;
-        if (v < 0 || v > Integer.MAX_VALUE) {
+        long v = Math.multiplyExact(Long.parseLong(t), multiplier);
+        if (v < 0) {
             throw new IllegalArgumentException("size out of range: " + text);
         }
-        return (int) v;
+        return v;
+    }
+
+    static final class LongConverter implements picocli.CommandLine.ITypeConverter<Long> {
+        @Override
+        public Long convert(String value) {
+            return parseLong(value);
+        }
     }
 
     static final class Converter implements picocli.CommandLine.ITypeConverter<Integer> {

@@ -16,21 +16,23 @@ import java.util.concurrent.atomic.AtomicLong;
  * reads of one missing chunk share one load. FUSE reads arrive in 128 KiB-1 MiB pieces of 4 MiB
  * chunks; without this tier each piece would fetch its whole chunk again.
  */
-public final class MemoryChunkCache implements ChunkSource {
-    private final ChunkSource next;
+public final class MemoryChunkCache {
     private final Cache<ByteBuffer, byte[]> chunks;
     private final AtomicLong misses = new AtomicLong();
 
-    public MemoryChunkCache(ChunkSource next, long maxBytes) {
-        this.next = next;
+    public MemoryChunkCache(long maxBytes) {
         this.chunks = Caffeine.newBuilder()
                 .maximumWeight(maxBytes)
                 .weigher((ByteBuffer key, byte[] value) -> value.length + 64)
                 .build();
     }
 
-    @Override
-    public byte[] read(Chunk chunk) throws IOException {
+    /** This tier in front of {@code origin}: shared by every layer, chunks keyed by digest. */
+    public ChunkSource over(ChunkSource origin) {
+        return chunk -> read(chunk, origin);
+    }
+
+    public byte[] read(Chunk chunk, ChunkSource origin) throws IOException {
         if (chunk.digest() == null) {
             throw new VerificationException(chunk.describe() + " has no digest in the TOC, so it cannot be verified");
         }
@@ -38,7 +40,7 @@ public final class MemoryChunkCache implements ChunkSource {
             return chunks.get(ByteBuffer.wrap(chunk.digest()), key -> {
                 misses.incrementAndGet();
                 try {
-                    return next.read(chunk);
+                    return origin.read(chunk);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }

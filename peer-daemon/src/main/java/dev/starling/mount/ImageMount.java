@@ -2,6 +2,7 @@ package dev.starling.mount;
 
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.EStargzBlob;
+import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.MemoryChunkCache;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.fuse.LayerMount;
@@ -17,12 +18,13 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * An image's eStargz layers mounted lazily, each from the registry over Range requests, and
+ * An image's eStargz layers mounted lazily, each from the registry over Range requests (through a
+ * memory tier and the disk tier, both keyed by chunk digest and shared by the layers), and
  * overlaid read-only (kernel overlayfs) at one directory: files appear at once, bytes arrive when
  * read, every chunk verified against its layer's TOC, every TOC against the manifest.
  */
 public final class ImageMount implements AutoCloseable {
-    /** Per layer; the disk tier and a shared, configurable budget come with the chunk store. */
+    /** Shared by the image's layers: decompressed chunks for FUSE's small reads of one chunk. */
     static final long MEMORY_TIER_BYTES = 256L << 20;
 
     private final Path target;
@@ -40,7 +42,8 @@ public final class ImageMount implements AutoCloseable {
 
     /** Mounts {@code ref} at {@code target}; layer mounts live under {@code workDir}. */
     public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
-                                   Path target, Path workDir) throws IOException {
+                                   Path target, Path workDir, DiskChunkCache disk) throws IOException {
+        MemoryChunkCache memory = new MemoryChunkCache(MEMORY_TIER_BYTES);
         Manifest manifest = client.manifest(ref);
         if (manifest.isIndex()) {
             manifest = client.manifest(ref.withDigest(manifest.select(platform).digest()));
@@ -61,7 +64,7 @@ public final class ImageMount implements AutoCloseable {
                 RegistryRangeReader reader = new RegistryRangeReader(client, ref, d.digest());
                 readers.add(reader);
                 EStargzBlob blob = EStargzBlob.open(reader, toc);
-                mounted.add(LayerMount.mount(blob.index(), new MemoryChunkCache(blob::readChunk, MEMORY_TIER_BYTES),
+                mounted.add(LayerMount.mount(blob.index(), memory.over(disk.over(blob::readChunk)),
                         workDir.resolve("layer-" + i),
                         ref.repository() + "@" + d.digest().substring(7, 19)));
             }

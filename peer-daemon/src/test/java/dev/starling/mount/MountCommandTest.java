@@ -62,7 +62,8 @@ class MountCommandTest {
             long servedBeforeMount = registry.blobBytesServed();
             Path target = dir.resolve("rootfs");
             CompletableFuture<Integer> mount = CompletableFuture.supplyAsync(
-                    () -> StarlingCli.run("mount", esgz.toString(), target.toString()));
+                    () -> StarlingCli.run("mount", "--cache-dir", dir.resolve("chunks").toString(), esgz.toString(),
+                            target.toString()));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (!Files.exists(target.resolve("etc/os-release")) && System.nanoTime() < deadline && !mount.isDone()) {
                 Thread.sleep(50);
@@ -87,6 +88,25 @@ class MountCommandTest {
             long egress = registry.blobBytesServed() - servedBeforeMount;
             assertTrue(egress >= big.length && egress < big.length + (1 << 20),
                     "reading every file fetched each chunk once, not once per FUSE read: " + egress + " bytes");
+
+            // A restart with the same cache dir: chunks come from the disk tier, not the registry.
+            long servedBeforeRestart = registry.blobBytesServed();
+            CompletableFuture<Integer> again = CompletableFuture.supplyAsync(
+                    () -> StarlingCli.run("mount", "--cache-dir", dir.resolve("chunks").toString(), esgz.toString(),
+                            target.toString()));
+            deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!Files.exists(target.resolve("etc/os-release")) && System.nanoTime() < deadline && !again.isDone()) {
+                Thread.sleep(50);
+            }
+            try {
+                assertArrayEquals(big, Files.readAllBytes(target.resolve("data/big.bin")));
+            } finally {
+                assertEquals(0, StarlingCli.run("umount", target.toString()));
+            }
+            assertEquals(0, again.get(30, TimeUnit.SECONDS));
+            Thread.sleep(200);
+            long egressAfterRestart = registry.blobBytesServed() - servedBeforeRestart;
+            assertTrue(egressAfterRestart < 256 * 1024, "only footers and TOCs after a restart: " + egressAfterRestart);
         }
     }
 

@@ -1,0 +1,130 @@
+package dev.starling.fetch;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.estargz.Chunk;
+import dev.starling.estargz.ChunkSource;
+import dev.starling.estargz.Digests;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The disk tier on a real file system, a restart, a bound, a damaged file and a really full disk. */
+class DiskChunkCacheTest {
+    @TempDir
+    Path dir;
+
+    static Chunk chunkOf(byte[] data) {
+        return new Chunk(null, 0, data.length, 0, 0, 1, Digests.sha256(data, 0, data.length));
+    }
+
+    static byte[] random(int seed, int n) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    /** The slower tier, counting loads, serving by digest from a table of known chunks. */
+    static final class Origin implements ChunkSource {
+        final java.util.Map<String, byte[]> known = new java.util.HashMap<>();
+        final AtomicInteger loads = new AtomicInteger();
+
+        Chunk add(byte[] data) {
+            Chunk c = chunkOf(data);
+            known.put(HexFormat.of().formatHex(c.digest()), data);
+            return c;
+        }
+
+        @Override
+        public byte[] read(Chunk chunk) {
+            loads.incrementAndGet();
+            return known.get(HexFormat.of().formatHex(chunk.digest())).clone();
+        }
+    }
+
+    @Test
+    void chunksSurviveARestartAndAreLoadedOnce() throws Exception {
+        Origin origin = new Origin();
+        Chunk a = origin.add(random(1, 100_000));
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
+        assertArrayEquals(origin.known.values().iterator().next(), cache.read(a, origin));
+        cache.read(a, origin);
+        assertEquals(1, origin.loads.get());
+        DiskChunkCache restarted = new DiskChunkCache(dir, 10 << 20);
+        assertEquals(1, restarted.chunks());
+        restarted.read(a, origin);
+        assertEquals(1, origin.loads.get(), "served from disk after the restart");
+        assertEquals(1, restarted.hits());
+    }
+
+    @Test
+    void boundIsKeptByEvictingTheLeastRecentlyUsed() throws Exception {
+        Origin origin = new Origin();
+        Chunk[] chunks = new Chunk[6];
+        for (int i = 0; i < chunks.length; i++) {
+            chunks[i] = origin.add(random(10 + i, 400_000));
+        }
+        DiskChunkCache cache = new DiskChunkCache(dir, 1_000_000);
+        cache.read(chunks[0], origin);
+        cache.read(chunks[1], origin);
+        cache.read(chunks[0], origin); // 0 is now more recent than 1
+        cache.read(chunks[2], origin); // over the bound: 1 goes
+        assertTrue(cache.bytes() <= 1_000_000);
+        int before = origin.loads.get();
+        cache.read(chunks[0], origin);
+        assertEquals(before, origin.loads.get(), "the recently used chunk stayed");
+        cache.read(chunks[1], origin);
+        assertEquals(before + 1, origin.loads.get(), "the least recently used chunk was evicted");
+    }
+
+    @Test
+    void damagedFileOnDiskIsDetectedAndFetchedAgain() throws Exception {
+        Origin origin = new Origin();
+        byte[] data = random(3, 50_000);
+        Chunk c = origin.add(data);
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
+        cache.read(c, origin);
+        String hex = HexFormat.of().formatHex(c.digest());
+        Path file = dir.resolve(hex.substring(0, 2)).resolve(hex);
+        byte[] onDisk = Files.readAllBytes(file);
+        onDisk[100] ^= 1;
+        Files.write(file, onDisk);
+        assertArrayEquals(data, cache.read(c, origin), "never the damaged bytes");
+        assertEquals(2, origin.loads.get());
+        assertArrayEquals(data, Files.readAllBytes(file), "the good bytes were written back");
+    }
+
+    @Test
+    void fullDiskStillServesReads() throws Exception {
+        Path small = Files.createDirectories(dir.resolve("tiny"));
+        run("mount", "-t", "tmpfs", "-o", "size=256k", "starling-test", small.toString());
+        try {
+            Origin origin = new Origin();
+            DiskChunkCache cache = new DiskChunkCache(small.resolve("cache"), 100L << 20);
+            for (int i = 0; i < 5; i++) {
+                byte[] data = random(20 + i, 100_000);
+                assertArrayEquals(data, cache.read(origin.add(data), origin), "chunk " + i + " served");
+            }
+            assertTrue(cache.writeFailures() > 0, "the 256 KiB disk filled up");
+            try (var left = Files.walk(small)) {
+                assertEquals(0, left.filter(p -> p.getFileName().toString().startsWith(".tmp-")).count(),
+                        "no half-written files left behind");
+            }
+        } finally {
+            run("umount", small.toString());
+        }
+    }
+
+    static void run(String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, String.join(" ", cmd) + ": " + out);
+    }
+}
