@@ -158,14 +158,6 @@ public final class EStargzBlob {
         return index;
     }
 
-    public ChunkDecoder decoder() {
-        return decoder;
-    }
-
-    public RangeReader reader() {
-        return reader;
-    }
-
     /** Fetches, decompresses and verifies one chunk. */
     public byte[] readChunk(Chunk chunk) throws IOException {
         return decoder.decode(chunk, reader.read(chunk.compressedOffset(), (int) chunk.compressedLength()));

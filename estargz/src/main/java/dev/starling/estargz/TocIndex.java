@@ -140,15 +140,6 @@ public final class TocIndex {
                 && (node.name.equals(PREFETCH_LANDMARK) || node.name.equals(NO_PREFETCH_LANDMARK));
     }
 
-    /** Total number of chunks of files reachable in the tree. */
-    public long chunkCount() {
-        long n = 0;
-        for (TocNode node : nodesById) {
-            n += node.chunkCount;
-        }
-        return n;
-    }
-
     private static final class Builder {
         final long payloadEnd;
         final ReaderLimits limits;

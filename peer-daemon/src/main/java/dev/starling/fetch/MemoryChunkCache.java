@@ -8,7 +8,6 @@ import dev.starling.estargz.VerificationException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The memory tier: verified chunks kept by their digest (content-addressed, so a chunk shared by two
@@ -18,7 +17,6 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class MemoryChunkCache {
     private final Cache<ByteBuffer, byte[]> chunks;
-    private final AtomicLong misses = new AtomicLong();
 
     public MemoryChunkCache(long maxBytes) {
         this.chunks = Caffeine.newBuilder()
@@ -38,7 +36,6 @@ public final class MemoryChunkCache {
         }
         try {
             return chunks.get(ByteBuffer.wrap(chunk.digest()), key -> {
-                misses.incrementAndGet();
                 try {
                     return origin.read(chunk);
                 } catch (IOException e) {
@@ -48,10 +45,5 @@ public final class MemoryChunkCache {
         } catch (UncheckedIOException e) {
             throw e.getCause(); // not cached: the next read tries again
         }
-    }
-
-    /** Chunks loaded from the next tier so far. */
-    public long misses() {
-        return misses.get();
     }
 }

@@ -96,10 +96,6 @@ public final class ImageMount implements AutoCloseable {
         overlaid = true;
     }
 
-    public Path target() {
-        return target;
-    }
-
     public int layerCount() {
         return layers.size();
     }
