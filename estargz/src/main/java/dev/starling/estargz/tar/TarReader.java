@@ -48,8 +48,9 @@ public final class TarReader implements Closeable {
         return endOfEntries;
     }
 
-    public FileChannel channel() {
-        return channel;
+    /** Exactly {@code length} bytes of the archive at {@code at} (payloads, raw headers). */
+    public byte[] read(long at, int length) throws IOException {
+        return readExact(at, length);
     }
 
     /** The next entry, or null at the end-of-archive marker (or a clean end of file). */

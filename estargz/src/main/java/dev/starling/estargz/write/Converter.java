@@ -14,8 +14,6 @@ import dev.starling.estargz.tar.TarReader;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -78,7 +76,7 @@ public final class Converter {
             try (MemberWriter members = options.minChunkSize() > 0
                     ? MemberWriter.streaming(out, blobDigest, options.level())
                     : MemberWriter.parallel(out, blobDigest, options.level(), options.threads())) {
-                Layout layout = new Layout(reader.channel(), members, total);
+                Layout layout = new Layout(reader, members, total);
                 if (options.lossless()) {
                     for (TarEntry e : entries) {
                         if (Paths.clean(e.header().name).equals(EStargzBlob.TOC_NAME)) {
@@ -104,7 +102,7 @@ public final class Converter {
 
     /** Lays entries out in members and collects the TOC; offsets resolve once members are written. */
     private final class Layout {
-        private final FileChannel source;
+        private final TarReader source;
         private final MemberWriter members;
         private final long total;
         private final MessageDigest diffId = Digests.sha256();
@@ -113,7 +111,7 @@ public final class Converter {
         private final Map<Long, String> groupNames = new HashMap<>();
         private long uncompressed;
 
-        Layout(FileChannel source, MemberWriter members, long total) {
+        Layout(TarReader source, MemberWriter members, long total) {
             this.source = source;
             this.members = members;
             this.total = total;
@@ -178,7 +176,7 @@ public final class Converter {
                     toc.add(chunkEntry);
                 }
                 startChunk(chunkEntry, false);
-                byte[] data = read(e.payloadOffset() + off, length);
+                byte[] data = source.read(e.payloadOffset() + off, length);
                 fileDigest.update(data);
                 chunkEntry.chunkOffset = off;
                 chunkEntry.chunkSize = length == options.chunkSize() ? length : 0;
@@ -207,7 +205,7 @@ public final class Converter {
         void appendRaw(long from, long to) throws IOException {
             for (long pos = from; pos < to; ) {
                 int n = (int) Math.min(to - pos, 1 << 20);
-                append(read(pos, n));
+                append(source.read(pos, n));
                 pos += n;
             }
         }
@@ -216,16 +214,6 @@ public final class Converter {
             diffId.update(data);
             uncompressed += data.length;
             members.append(data);
-        }
-
-        private byte[] read(long at, int length) throws IOException {
-            ByteBuffer buf = ByteBuffer.allocate(length);
-            while (buf.hasRemaining()) {
-                if (source.read(buf, at + buf.position()) < 0) {
-                    throw new IOException("input tar shrank while converting");
-                }
-            }
-            return buf.array();
         }
 
         ConvertResult finish(MessageDigest blobDigest) throws IOException {
