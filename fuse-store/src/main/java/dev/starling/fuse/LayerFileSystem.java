@@ -45,14 +45,18 @@ public final class LayerFileSystem implements FuseOperations {
     private final Errno errno;
     /** Per directory, the whiteouts it shows as character devices, with their inode numbers. */
     private final Map<TocNode, Map<String, Long>> whiteouts = new IdentityHashMap<>();
+    /** Sum of regular file sizes, for statfs. */
+    private final long totalBytes;
 
     public LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno) {
         this.index = index;
         this.chunks = chunks;
         this.errno = errno;
         long nextIno = index.nodeCount() + 1L;
+        long bytes = 0;
         for (int id = 0; id < index.nodeCount(); id++) {
             TocNode dir = index.node(id);
+            bytes += dir.type() == EntryType.REG ? dir.size() : 0;
             for (int i = 0; i < dir.childCount(); i++) {
                 String name = dir.childName(i);
                 if (name.startsWith(WHITEOUT_PREFIX) && !name.equals(OPAQUE_MARKER)) {
@@ -63,6 +67,7 @@ public final class LayerFileSystem implements FuseOperations {
                 }
             }
         }
+        this.totalBytes = bytes;
     }
 
     @Override
@@ -188,16 +193,13 @@ public final class LayerFileSystem implements FuseOperations {
         if (fi.getOpenFlags().contains(java.nio.file.StandardOpenOption.WRITE)) {
             return -errno.erofs();
         }
+        fi.setFh(e.node().id()); // reads find the node by handle, not by walking the path again
         return 0;
     }
 
     @Override
     public int read(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
-        Entry e = resolve(path);
-        if (e == null || e.whiteout()) {
-            return -errno.enoent();
-        }
-        TocNode file = e.node();
+        TocNode file = index.node((int) fi.getFh());
         long end = Math.min(file.size(), offset + size);
         long pos = offset;
         try {
@@ -263,13 +265,9 @@ public final class LayerFileSystem implements FuseOperations {
 
     @Override
     public int statfs(String path, Statvfs statvfs) {
-        long bytes = 0;
-        for (int id = 0; id < index.nodeCount(); id++) {
-            bytes += index.node(id).type() == EntryType.REG ? index.node(id).size() : 0;
-        }
         statvfs.setBsize(4096);
         statvfs.setFrsize(4096);
-        statvfs.setBlocks((bytes + 4095) / 4096);
+        statvfs.setBlocks((totalBytes + 4095) / 4096);
         statvfs.setBfree(0);
         statvfs.setBavail(0);
         statvfs.setNameMax(255);
