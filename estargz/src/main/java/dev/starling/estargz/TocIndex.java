@@ -148,7 +148,11 @@ public final class TocIndex {
         final Map<String, String> interned = new HashMap<>();
         final Map<Integer, String> userNames = new HashMap<>();
         final Map<Integer, String> groupNames = new HashMap<>();
-        final List<Object[]> deferredLinks = new ArrayList<>();
+        /** A hardlink whose target appears later in the TOC (entry number, its path, target, message prefix). */
+        record DeferredLink(int index, String path, String target, String where) {
+        }
+
+        final List<DeferredLink> deferredLinks = new ArrayList<>();
         final Map<String, Integer> lastDefinition = new HashMap<>();
         TocNode[] nodesById;
 
@@ -209,7 +213,7 @@ public final class TocIndex {
                 String target = Paths.clean(e.linkName());
                 TocNode t = lookup(target);
                 if (t == null || t.type == EntryType.DIR) {
-                    deferredLinks.add(new Object[] {index, path, target, where});
+                    deferredLinks.add(new DeferredLink(index, path, target, where));
                 } else {
                     bind(path, t, where);
                 }
@@ -327,12 +331,11 @@ public final class TocIndex {
             while (!deferredLinks.isEmpty() && progress) {
                 progress = false;
                 for (var it = deferredLinks.iterator(); it.hasNext(); ) {
-                    Object[] link = it.next();
-                    String path = (String) link[1];
-                    TocNode t = lookup((String) link[2]);
+                    DeferredLink link = it.next();
+                    TocNode t = lookup(link.target());
                     if (t != null && t.type != EntryType.DIR) {
-                        if (lastDefinition.get(path) == (int) link[0]) {
-                            bind(path, t, (String) link[3]);
+                        if (lastDefinition.get(link.path()) == link.index()) {
+                            bind(link.path(), t, link.where());
                         }
                         it.remove();
                         progress = true;
@@ -340,9 +343,9 @@ public final class TocIndex {
                 }
             }
             if (!deferredLinks.isEmpty()) {
-                Object[] link = deferredLinks.getFirst();
-                TocNode t = lookup((String) link[2]);
-                throw new InvalidBlobException(link[3] + " is a hardlink to " + Digests.quote((String) link[2])
+                DeferredLink link = deferredLinks.getFirst();
+                TocNode t = lookup(link.target());
+                throw new InvalidBlobException(link.where() + " is a hardlink to " + Digests.quote(link.target())
                         + (t != null ? ", a directory" : ", which is not in the layer (or forms a hardlink loop)"));
             }
         }
