@@ -77,7 +77,7 @@ final class BlobReader {
      * byteranges), else with one superset range. Identical concurrent calls share one request.
      */
     List<byte[]> readRanges(ImageReference repo, String digest, List<ByteRange> wanted) throws IOException {
-        String key = repo.apiHost() + "/" + repo.repository() + "@" + digest + " " + wanted;
+        String key = blobKey(repo, digest) + " " + wanted;
         CompletableFuture<List<byte[]>> mine = new CompletableFuture<>();
         CompletableFuture<List<byte[]>> running = inFlight.putIfAbsent(key, mine);
         if (running != null) {
@@ -140,8 +140,9 @@ final class BlobReader {
 
     private BlobData rangeRequest(ImageReference repo, String digest, String rangeHeader, List<ByteRange> asked)
             throws IOException {
+        String blob = blobKey(repo, digest);
         for (int attempt = 0; ; attempt++) {
-            HttpUrl location = locations.get(repo.apiHost() + "/" + repo.repository() + "@" + digest);
+            HttpUrl location = locations.get(blob);
             Request.Builder b = new Request.Builder().header("Range", rangeHeader).header("Accept-Encoding", "identity");
             Response r;
             if (location != null) {
@@ -149,7 +150,7 @@ final class BlobReader {
                     r = transport.http.newCall(b.url(location).get().build()).execute();
                 } catch (IOException e) {
                     // The pinned host is gone: forget it and go through mirrors and registry again, once.
-                    locations.remove(repo.apiHost() + "/" + repo.repository() + "@" + digest);
+                    locations.remove(blob);
                     if (attempt > 0) {
                         throw e;
                     }
@@ -160,11 +161,11 @@ final class BlobReader {
             }
             try (r) {
                 if (location == null && r.priorResponse() == null && !r.request().url().equals(transport.url(repo, "blobs/" + digest))) {
-                    locations.put(repo.apiHost() + "/" + repo.repository() + "@" + digest, r.request().url());
+                    locations.put(blob, r.request().url());
                 }
                 if (r.code() == 403 && location != null && attempt == 0) {
                     // Pre-signed storage URLs expire: ask the registry for a fresh one, once.
-                    locations.remove(repo.apiHost() + "/" + repo.repository() + "@" + digest);
+                    locations.remove(blob);
                     continue;
                 }
                 return readBody(r, digest, asked);
@@ -225,6 +226,10 @@ final class BlobReader {
         return out;
     }
 
+    private static String blobKey(ImageReference repo, String digest) {
+        return repo.apiHost() + "/" + repo.repository() + "@" + digest;
+    }
+
     /** Sorted, with overlapping and touching ranges joined. */
     static List<ByteRange> merge(List<ByteRange> ranges) {
         List<ByteRange> sorted = new ArrayList<>(ranges);
@@ -249,7 +254,7 @@ final class BlobReader {
             if (!r.isSuccessful()) {
                 throw RegistryTransport.failure("GET blob " + digest, r);
             }
-            MessageDigest sha = sha256();
+            MessageDigest sha = Manifest.newSha256();
             long n = 0;
             byte[] buffer = new byte[1 << 16];
             try (InputStream in = r.body().byteStream()) {
@@ -262,7 +267,7 @@ final class BlobReader {
             if (expected >= 0 && n != expected) {
                 throw new EOFException("blob " + digest + ": the connection ended after " + n + " of " + expected + " bytes");
             }
-            String actual = "sha256:" + java.util.HexFormat.of().formatHex(sha.digest());
+            String actual = Manifest.digestString(sha.digest());
             if (!actual.equals(digest)) {
                 throw new RegistryException("blob " + digest + " from " + repo.registry() + " hashes to " + actual
                         + ": the registry served wrong bytes", r.code());
@@ -276,13 +281,5 @@ final class BlobReader {
             throw new RegistryException("blob " + digest + ": 206 response with Content-Range " + header, 206);
         }
         return m;
-    }
-
-    static MessageDigest sha256() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 }

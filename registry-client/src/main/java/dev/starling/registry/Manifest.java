@@ -54,12 +54,21 @@ public final class Manifest {
         return new Manifest(raw.clone(), mediaType, sha256(raw), json);
     }
 
+    /** {@code sha256:<hex>} of {@code data}: the digest of a manifest or blob. */
     public static String sha256(byte[] data) {
+        return digestString(newSha256().digest(data));
+    }
+
+    static MessageDigest newSha256() {
         try {
-            return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+            return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
+            throw new IllegalStateException("every JDK has SHA-256", e);
         }
+    }
+
+    static String digestString(byte[] sha256) {
+        return "sha256:" + HexFormat.of().formatHex(sha256);
     }
 
     public byte[] raw() {
