@@ -5,7 +5,6 @@ import dev.starling.estargz.TocIndex;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.cryptomator.jfuse.api.Fuse;
 import org.cryptomator.jfuse.api.FuseBuilder;
@@ -76,14 +75,11 @@ public final class LayerMount implements AutoCloseable {
         }
     }
 
-    private static void lazyUnmount(Path mountPoint) throws IOException {
+    private static void lazyUnmount(Path mountPoint) {
         try {
-            Process p = new ProcessBuilder("fusermount3", "-u", "-z", mountPoint.toString()).redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            p.waitFor(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while unmounting " + mountPoint, e);
+            SystemCommand.run("fusermount3", "-u", "-z", mountPoint.toString());
+        } catch (IOException notUnmounted) {
+            // what follows (the mount, or the second close) reports the mount point's state
         }
     }
 }

@@ -119,12 +119,7 @@ final class ConvertCommand implements Callable<Integer> {
             System.out.printf("pushed %s@%s in %.1f s%n", dst, digest, seconds);
             return 0;
         } finally {
-            try (var files = Files.list(work)) {
-                for (Path p : files.toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-            Files.deleteIfExists(work);
+            WorkDirectory.delete(work);
         }
     }
 

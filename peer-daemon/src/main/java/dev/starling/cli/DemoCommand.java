@@ -64,7 +64,7 @@ final class DemoCommand implements Callable<Integer> {
             return run(dir);
         } finally {
             if (workDir == null && !keep) {
-                deleteTree(dir);
+                WorkDirectory.delete(dir);
             } else {
                 System.out.println("work directory kept: " + dir);
             }
@@ -230,13 +230,5 @@ final class DemoCommand implements Callable<Integer> {
 
     private static double seconds(long t0) {
         return (System.nanoTime() - t0) / 1e9;
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        try (var walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 }

@@ -70,10 +70,8 @@ final class MountCommand implements Callable<Integer> {
             System.out.printf("unmounted %s; fetched %s in all%n", target, Sizes.human(mount.bytesFetched()));
             return 0;
         } finally {
-            try (var files = Files.walk(work)) {
-                for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                    Files.deleteIfExists(p);
-                }
+            try {
+                WorkDirectory.delete(work);
             } catch (java.io.IOException ignored) {
                 // a layer dir still busy is removed by the next tmp clean-up
             }

@@ -1,8 +1,8 @@
 package dev.starling.cli;
 
+import dev.starling.fuse.SystemCommand;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -15,12 +15,12 @@ final class UmountCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Process p = new ProcessBuilder("umount", "-l", target.toString()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes()).strip();
-        if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            System.err.println("starling: cannot unmount " + target + ": " + out);
+        try {
+            SystemCommand.run("umount", "-l", target.toString());
+            return 0;
+        } catch (java.io.IOException e) {
+            System.err.println("starling: cannot unmount " + target + ": " + e.getMessage());
             return 1;
         }
-        return 0;
     }
 }

@@ -6,6 +6,7 @@ import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.MemoryChunkCache;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.fuse.LayerMount;
+import dev.starling.fuse.SystemCommand;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.Manifest;
@@ -15,7 +16,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * An image's eStargz layers mounted lazily, each from the registry over Range requests (through a
@@ -92,7 +92,7 @@ public final class ImageMount implements AutoCloseable {
             lower.append(layers.get(i).mountPoint()).append(':');
         }
         lower.append(empty);
-        run("mount", "-t", "overlay", "starling", "-o", "ro,lowerdir=" + lower, target.toString());
+        SystemCommand.run("mount", "-t", "overlay", "starling", "-o", "ro,lowerdir=" + lower, target.toString());
         overlaid = true;
     }
 
@@ -128,7 +128,7 @@ public final class ImageMount implements AutoCloseable {
         IOException failure = null;
         if (overlaid && mounted()) {
             try {
-                run("umount", "-l", target.toString());
+                SystemCommand.run("umount", "-l", target.toString());
             } catch (IOException e) {
                 failure = e;
             }
@@ -142,19 +142,6 @@ public final class ImageMount implements AutoCloseable {
         }
         if (failure != null) {
             throw failure;
-        }
-    }
-
-    static void run(String... cmd) throws IOException {
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-            String out = new String(p.getInputStream().readAllBytes());
-            if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
-                throw new IOException(String.join(" ", cmd) + " failed: " + out.strip());
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted: " + String.join(" ", cmd), e);
         }
     }
 }
