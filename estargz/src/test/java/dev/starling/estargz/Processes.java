@@ -7,11 +7,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Runs the real tools tests compare against (GNU tar, python3, umoci), failing loudly if missing. */
-final class Processes {
+public final class Processes {
     private Processes() {
     }
 
-    static String run(Path dir, String... command) throws IOException, InterruptedException {
+    public static String run(Path dir, String... command) throws IOException, InterruptedException {
         Process p;
         try {
             p = new ProcessBuilder(List.of(command)).directory(dir.toFile()).redirectErrorStream(true).start();

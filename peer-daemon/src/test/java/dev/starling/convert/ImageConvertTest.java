@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.starling.cli.StarlingCli;
 import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.Processes;
 import dev.starling.estargz.RangeReader;
 import dev.starling.estargz.TocIndex;
 import dev.starling.registry.Descriptor;
@@ -48,7 +49,7 @@ class ImageConvertTest {
     static void pushSourceImage() throws Exception {
         registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
         client = RegistryClient.anonymous();
-        run(dir, "sh", "-c", "mkdir -p base/etc app/opt/app && echo base > base/etc/os-release"
+        Processes.run(dir, "sh", "-c", "mkdir -p base/etc app/opt/app && echo base > base/etc/os-release"
                 + " && head -c 200000 /dev/urandom > base/etc/blob && echo 'print(1)' > app/opt/app/main.py"
                 + " && echo data > app/opt/app/data.txt"
                 + " && tar -C base -czf base.tar.gz . && tar -C app -czf app.tar.gz .");
@@ -131,7 +132,7 @@ class ImageConvertTest {
                 assertTrue(index.noPrefetch(), "the other layer has no profile");
             }
         }
-        String raw = run(dir, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + dst);
+        String raw = Processes.run(dir, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + dst);
         assertTrue(raw.contains(ImageConverter.TOC_DIGEST), "skopeo sees the annotations: " + raw);
         assertTrue(raw.contains(layers.getFirst().annotations().get(ImageConverter.TOC_DIGEST)));
     }
@@ -169,14 +170,6 @@ class ImageConvertTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         client.fetchBlob(repo, digest, out);
         return out.toByteArray();
-    }
-
-    static String run(Path dir, String... cmd) throws Exception {
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), String.join(" ", cmd) + ": " + out);
-        return out;
     }
 
     @Test

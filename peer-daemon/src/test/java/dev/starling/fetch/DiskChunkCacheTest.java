@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkSource;
 import dev.starling.estargz.Digests;
+import dev.starling.estargz.Processes;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
@@ -104,7 +105,7 @@ class DiskChunkCacheTest {
     @Test
     void fullDiskStillServesReads() throws Exception {
         Path small = Files.createDirectories(dir.resolve("tiny"));
-        run("mount", "-t", "tmpfs", "-o", "size=256k", "starling-test", small.toString());
+        Processes.run(dir, "mount", "-t", "tmpfs", "-o", "size=256k", "starling-test", small.toString());
         try {
             Origin origin = new Origin();
             DiskChunkCache cache = new DiskChunkCache(small.resolve("cache"), 100L << 20);
@@ -118,13 +119,7 @@ class DiskChunkCacheTest {
                         "no half-written files left behind");
             }
         } finally {
-            run("umount", small.toString());
+            Processes.run(dir, "umount", small.toString());
         }
-    }
-
-    static void run(String... cmd) throws Exception {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, String.join(" ", cmd) + ": " + out);
     }
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.cli.StarlingCli;
 import dev.starling.convert.ImageConverter;
+import dev.starling.estargz.Processes;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.LocalRegistry;
@@ -34,12 +35,6 @@ class MountCommandTest {
     @TempDir
     Path dir;
 
-    static void sh(Path cwd, String script) throws Exception {
-        Process p = new ProcessBuilder("sh", "-c", script).directory(cwd.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertEquals(0, p.waitFor(), out);
-    }
-
     @Test
     void mountServesTheImageLazilyAndUmountEndsIt() throws Exception {
         byte[] big = new byte[6 * 1024 * 1024];
@@ -47,7 +42,7 @@ class MountCommandTest {
         Files.createDirectories(dir.resolve("base/etc"));
         Files.createDirectories(dir.resolve("base/data"));
         Files.write(dir.resolve("base/data/big.bin"), big);
-        sh(dir, "echo base > base/etc/os-release && echo gone > base/etc/old && mkdir -p base/cache"
+        Processes.run(dir, "sh", "-c", "echo base > base/etc/os-release && echo gone > base/etc/old && mkdir -p base/cache"
                 + " && echo stale > base/cache/a && mkdir -p upper/etc upper/cache && echo new > upper/etc/app.conf"
                 + " && touch upper/etc/.wh.old && touch upper/cache/.wh..wh..opq && echo fresh > upper/cache/b"
                 + " && tar -C base -czf base.tar.gz . && tar -C upper -czf upper.tar.gz .");

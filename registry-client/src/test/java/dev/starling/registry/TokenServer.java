@@ -38,11 +38,11 @@ final class TokenServer implements AutoCloseable {
     TokenServer(Path dir) throws Exception {
         Path keystore = dir.resolve("token.p12");
         String keytool = Path.of(System.getProperty("java.home"), "bin", "keytool").toString();
-        run(keytool, "-genkeypair", "-alias", "token", "-keyalg", "RSA", "-keysize", "2048", "-validity", "2",
+        LocalRegistry.run(keytool, "-genkeypair", "-alias", "token", "-keyalg", "RSA", "-keysize", "2048", "-validity", "2",
                 "-dname", "CN=starling-test-token", "-keystore", keystore.toString(), "-storetype", "PKCS12",
                 "-storepass", "changeit", "-keypass", "changeit");
         certificatePem = dir.resolve("token.pem");
-        run(keytool, "-exportcert", "-rfc", "-alias", "token", "-keystore", keystore.toString(), "-storepass",
+        LocalRegistry.run(keytool, "-exportcert", "-rfc", "-alias", "token", "-keystore", keystore.toString(), "-storepass",
                 "changeit", "-file", certificatePem.toString());
         KeyStore ks = KeyStore.getInstance("PKCS12");
         try (var in = Files.newInputStream(keystore)) {
@@ -110,14 +110,6 @@ final class TokenServer implements AutoCloseable {
         rsa.initSign(key);
         rsa.update(signingInput.getBytes(StandardCharsets.US_ASCII));
         return signingInput + "." + url.encodeToString(rsa.sign());
-    }
-
-    private static void run(String... cmd) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IOException(String.join(" ", cmd) + " failed: " + out);
-        }
     }
 
     @Override
