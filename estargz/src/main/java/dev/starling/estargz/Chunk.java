@@ -20,7 +20,6 @@ public record Chunk(TocNode file, long fileOffset, long size, long compressedOff
 
     /** "path at offset N", for error messages. */
     public String describe() {
-        return (file == null ? "chunk " + Digests.format(digest == null ? new byte[32] : digest)
-                : Digests.quote(file.path()) + " chunk") + " at " + fileOffset;
+        return Digests.quote(file.path()) + " chunk at " + fileOffset;
     }
 }

@@ -6,8 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkSource;
-import dev.starling.estargz.Digests;
+import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.Processes;
+import dev.starling.estargz.RangeReader;
+import dev.starling.estargz.TocIndex;
+import dev.starling.estargz.tar.TarHeader;
+import dev.starling.estargz.tar.TarWriter;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.estargz.write.Converter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
@@ -22,8 +28,27 @@ class DiskChunkCacheTest {
     @TempDir
     Path dir;
 
-    static Chunk chunkOf(byte[] data) {
-        return new Chunk(null, 0, data.length, 0, 0, 1, Digests.sha256(data, 0, data.length));
+    private static final AtomicInteger LAYERS = new AtomicInteger();
+
+    /** A real chunk: {@code data} as the only file of a converted layer, read back through its index. */
+    static Chunk chunkOf(byte[] data) throws java.io.IOException {
+        Path work = Files.createTempDirectory("starling-chunk-");
+        try {
+            Path tar = work.resolve("layer.tar");
+            String name = "file-" + LAYERS.incrementAndGet();
+            try (var out = Files.newOutputStream(tar); var writer = new TarWriter(out)) {
+                writer.add(TarHeader.regularFile(name, data.length), data);
+            }
+            Path blob = work.resolve("layer.esgz");
+            String toc = Converter.convert(tar, blob, ConvertOptions.defaults()).tocDigest();
+            TocIndex index = EStargzBlob.open(RangeReader.of(Files.readAllBytes(blob)), toc).index();
+            return index.chunk(index.lookup(name), 0);
+        } finally {
+            for (String name : new String[] {"layer.tar", "layer.esgz"}) {
+                Files.deleteIfExists(work.resolve(name));
+            }
+            Files.delete(work);
+        }
     }
 
     static byte[] random(int seed, int n) {
@@ -37,7 +62,7 @@ class DiskChunkCacheTest {
         final java.util.Map<String, byte[]> known = new java.util.HashMap<>();
         final AtomicInteger loads = new AtomicInteger();
 
-        Chunk add(byte[] data) {
+        Chunk add(byte[] data) throws java.io.IOException {
             Chunk c = chunkOf(data);
             known.put(HexFormat.of().formatHex(c.digest()), data);
             return c;
