@@ -50,7 +50,12 @@ public final class EStargzBlob {
 
     public static EStargzBlob open(RangeReader reader, String expectedTocDigest, ReaderLimits limits)
             throws IOException {
-        RawToc raw = readToc(reader, limits);
+        return open(reader, readToc(reader, limits), expectedTocDigest, limits);
+    }
+
+    /** Opens a blob whose TOC was already read with {@link #readToc} (as {@code inspect} does to list it). */
+    public static EStargzBlob open(RangeReader reader, RawToc raw, String expectedTocDigest, ReaderLimits limits)
+            throws IOException {
         if (expectedTocDigest != null) {
             byte[] expected = Digests.parse(expectedTocDigest);
             if (!MessageDigest.isEqual(expected, Digests.parse(raw.digest()))) {

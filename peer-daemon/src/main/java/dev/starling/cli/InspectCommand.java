@@ -55,7 +55,7 @@ final class InspectCommand implements Callable<Integer> {
             }
             EStargzBlob opened;
             try {
-                opened = EStargzBlob.open(reader, tocDigest);
+                opened = EStargzBlob.open(reader, raw, tocDigest, ReaderLimits.DEFAULT);
             } catch (VerificationException e) {
                 System.err.println("starling: " + e.getMessage());
                 return 1;

@@ -116,6 +116,10 @@ public final class ImageConverter {
     private record Pushed(byte[] bytes) {
     }
 
+    /** A source layer, the eStargz layer pushed for it, and what the conversion reported. */
+    private record ConvertedLayer(Descriptor original, Descriptor converted, ConvertResult result) {
+    }
+
     private Pushed convertManifest(ImageReference src, Manifest manifest, ImageReference dst, String platform)
             throws IOException {
         Descriptor configDesc = manifest.config();
@@ -124,7 +128,7 @@ public final class ImageConverter {
         ArrayNode layers = JSON.createArrayNode();
         List<Descriptor> srcLayers = manifest.layers();
         boolean prioritizedPlaced = options.prioritizedFiles().isEmpty();
-        List<Object[]> results = new ArrayList<>();
+        List<ConvertedLayer> results = new ArrayList<>();
         // The top-most layer holding the prioritized paths gets them; so convert from the top down.
         for (int i = srcLayers.size() - 1; i >= 0; i--) {
             Descriptor layer = srcLayers.get(i);
@@ -150,7 +154,7 @@ public final class ImageConverter {
                 Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, r.blobDigest(), r.blobSize(),
                         java.util.Map.of(TOC_DIGEST, r.tocDigest(), UNCOMPRESSED_SIZE, Long.toString(r.uncompressedSize())),
                         null);
-                results.add(0, new Object[] {layer, converted, r});
+                results.add(0, new ConvertedLayer(layer, converted, r));
                 listener.layerDone(platform, i, converted, r);
             } finally {
                 Files.deleteIfExists(input);
@@ -160,10 +164,10 @@ public final class ImageConverter {
         if (!prioritizedPlaced) {
             throw new MissingPrioritizedFileException(options.prioritizedFiles().getFirst());
         }
-        for (Object[] row : results) {
-            Descriptor original = (Descriptor) row[0];
-            Descriptor converted = (Descriptor) row[1];
-            ConvertResult r = (ConvertResult) row[2];
+        for (ConvertedLayer row : results) {
+            Descriptor original = row.original();
+            Descriptor converted = row.converted();
+            ConvertResult r = row.result();
             ObjectNode d = layers.addObject();
             d.put("mediaType", converted.mediaType()).put("digest", converted.digest()).put("size", converted.size());
             ObjectNode annotations = d.putObject("annotations");
