@@ -36,7 +36,7 @@ import picocli.CommandLine.Option;
  * layer), converts it to eStargz registry to registry, then opens the converted layer lazily over
  * HTTP Range requests: footer and TOC only, checked against the manifest's TOC digest, then one file
  * (only its chunk is fetched), then mounts the image (FUSE + overlayfs) and reads the file through
- * the mount, then verifies every chunk. Later stages add the disk tier, prefetch and peers.
+ * the mount, then verifies every chunk. Later stages add prefetch, background fetch and peers.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Run Starling's main job on an embedded default: a local registry, a sample image "
@@ -118,7 +118,7 @@ final class DemoCommand implements Callable<Integer> {
             report.problems().forEach(p -> System.out.println("   " + p));
             System.out.printf("   registry egress for steps 4-7 (its access log): %s%n",
                     Sizes.human(registry.blobBytesServed() - servedBefore));
-            System.out.println("next: the disk tier, prefetch and peers arrive with the next stages of the daemon");
+            System.out.println("next: prefetch, background fetch and peers arrive with the next stages of the daemon");
             return report.ok() ? 0 : 1;
         }
     }
