@@ -10,9 +10,10 @@ package dev.starling.estargz;
  * @param innerOffset       uncompressed bytes to skip inside that member before the chunk starts
  * @param compressedEnd     start of the next member: [compressedOffset, compressedEnd) is enough to decode
  * @param digest            sha256 of the uncompressed chunk, or null when the TOC has none
+ * @param index             position in the layer's chunk table, which is in blob order
  */
 public record Chunk(TocNode file, long fileOffset, long size, long compressedOffset, long innerOffset,
-                    long compressedEnd, byte[] digest) {
+                    long compressedEnd, byte[] digest, int index) {
 
     public long compressedLength() {
         return compressedEnd - compressedOffset;

@@ -1,6 +1,7 @@
 package dev.starling.estargz;
 
 import java.io.IOException;
+import java.util.List;
 
 /**
  * Where the verified bytes of a chunk come from: the blob itself, a cache, a peer, the registry.
@@ -10,4 +11,11 @@ import java.io.IOException;
 public interface ChunkSource {
     /** Exactly {@code chunk.size()} bytes, verified against the chunk's digest. */
     byte[] read(Chunk chunk) throws IOException;
+
+    /**
+     * A hint that {@code upcoming} will be read soon (a reader going through a file in order): a
+     * source that can fetch them in the background, in parallel, should start now. Never blocks.
+     */
+    default void readAhead(List<Chunk> upcoming) {
+    }
 }

@@ -29,6 +29,8 @@ public final class TocIndex {
     /** 32 bytes per chunk; a chunk without a digest has all zeros and a clear bit in {@link #chunkHasDigest}. */
     private final byte[] chunkDigests;
     private final java.util.BitSet chunkHasDigest;
+    /** Node id of the file each chunk belongs to; chunks of a file replaced by a later entry of the same name are nobody's. */
+    private final int[] chunkOwner;
 
     private TocIndex(Builder b) {
         this.root = b.root;
@@ -41,6 +43,12 @@ public final class TocIndex {
         this.chunkDigests = Arrays.copyOf(b.digests, b.chunks * 32);
         this.chunkHasDigest = b.hasDigest;
         this.nodesById = b.nodesById;
+        this.chunkOwner = new int[b.chunks];
+        for (int c = 0; c < b.chunks; c++) {
+            TocNode file = b.owner[c];
+            // a node dropped from the tree (its name redefined by a later entry) keeps no id of its own
+            chunkOwner[c] = file.id < nodesById.length && nodesById[file.id] == file ? file.id : 0;
+        }
     }
 
     /** Builds the index; throws naming the first offending entry when the TOC is inconsistent. */
@@ -92,7 +100,21 @@ public final class TocIndex {
         int c = file.firstChunk + i;
         byte[] digest = chunkHasDigest.get(c) ? Arrays.copyOfRange(chunkDigests, c * 32, c * 32 + 32) : null;
         return new Chunk(file, chunkFileOffset[c], chunkSize[c], chunkCompressedOffset[c], chunkInnerOffset[c],
-                chunkCompressedEnd[c], digest);
+                chunkCompressedEnd[c], digest, c);
+    }
+
+    /** Chunks in the table, in blob order (the TOC is checked to be in strictly increasing offset order). */
+    public int chunkTotal() {
+        return chunkOwner.length;
+    }
+
+    /** The chunk at {@code index} in blob order, or null when no file in the tree owns it (a replaced entry). */
+    public Chunk chunkAt(int index) {
+        TocNode file = nodesById[chunkOwner[index]];
+        if (index < file.firstChunk || index >= file.firstChunk + file.chunkCount) {
+            return null;
+        }
+        return chunk(file, index - file.firstChunk);
     }
 
     /** Index of the chunk of {@code file} holding byte {@code offset}, or -1 at or past the end. */
@@ -159,6 +181,7 @@ public final class TocIndex {
         int chunks;
         long[] fileOffset, compressedOffset, compressedEnd;
         int[] size, innerOffset;
+        TocNode[] owner;
         byte[] digests;
         final java.util.BitSet hasDigest = new java.util.BitSet();
         // State of the regular file whose chunks are being read.
@@ -175,6 +198,7 @@ public final class TocIndex {
             compressedEnd = new long[n];
             size = new int[n];
             innerOffset = new int[n];
+            owner = new TocNode[n];
             digests = new byte[n * 32];
             root.mode = 0755;
             dirs.put(root, new HashMap<>());
@@ -404,12 +428,14 @@ public final class TocIndex {
                 compressedEnd = Arrays.copyOf(compressedEnd, n);
                 size = Arrays.copyOf(size, n);
                 innerOffset = Arrays.copyOf(innerOffset, n);
+                owner = Arrays.copyOf(owner, n);
                 digests = Arrays.copyOf(digests, n * 32);
             }
             fileOffset[chunks] = e.chunkOffset();
             compressedOffset[chunks] = e.offset();
             size[chunks] = (int) length;
             innerOffset[chunks] = (int) e.innerOffset();
+            owner[chunks] = currentFile;
             if (!digest.isEmpty()) {
                 System.arraycopy(Digests.parse(digest), 0, digests, chunks * 32, 32);
                 hasDigest.set(chunks);

@@ -12,6 +12,10 @@ import java.time.Instant;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.ArrayList;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -37,21 +41,31 @@ public final class LayerFileSystem implements FuseOperations {
     private static final Logger LOG = Logger.getLogger(LayerFileSystem.class.getName());
     static final String WHITEOUT_PREFIX = ".wh.";
     static final String OPAQUE_MARKER = ".wh..wh..opq";
+    /** How far from the previous read's end a read may start and still count as sequential. */
+    private static final long SEQUENTIAL_SLACK = 4L << 20;
     private static final byte[] OPAQUE_VALUE = "y".getBytes(StandardCharsets.US_ASCII);
     private static final Set<String> OPAQUE_XATTRS = Set.of("trusted.overlay.opaque", "user.overlay.opaque");
 
     private final TocIndex index;
     private final ChunkSource chunks;
     private final Errno errno;
+    private final StateFile state;
+    private final MountOptions options;
+    private final long stateDirIno;
+    /** Open files by handle: the node, and where a sequential reader is. */
+    private final Map<Long, OpenFile> open = new ConcurrentHashMap<>();
+    private final AtomicLong nextHandle = new AtomicLong(1);
     /** Per directory, the whiteouts it shows as character devices, with their inode numbers. */
     private final Map<TocNode, Map<String, Long>> whiteouts = new IdentityHashMap<>();
     /** Sum of regular file sizes, for statfs. */
     private final long totalBytes;
 
-    public LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno) {
+    public LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno, StateFile state, MountOptions options) {
         this.index = index;
         this.chunks = chunks;
         this.errno = errno;
+        this.state = state;
+        this.options = options;
         long nextIno = index.nodeCount() + 1L;
         long bytes = 0;
         for (int id = 0; id < index.nodeCount(); id++) {
@@ -68,6 +82,21 @@ public final class LayerFileSystem implements FuseOperations {
             }
         }
         this.totalBytes = bytes;
+        this.stateDirIno = nextIno;
+    }
+
+    /**
+     * An open regular file, or the state file (node null). {@code readEnd} is where the last read
+     * ended, {@code aheadUntil} how far chunks have been asked for ahead of the reader.
+     */
+    private static final class OpenFile {
+        final TocNode node;
+        volatile long readEnd;
+        volatile long aheadUntil;
+
+        OpenFile(TocNode node) {
+            this.node = node;
+        }
     }
 
     @Override
@@ -85,21 +114,43 @@ public final class LayerFileSystem implements FuseOperations {
     @Override
     public void init(FuseConnInfo conn, FuseConfig config) {
         NativeFields.useIno(config);
+        conn.setMaxBackground(options.maxBackground());
+        conn.setCongestionThreshold(Math.max(1, options.maxBackground() * 3 / 4));
     }
 
-    /** A path resolved: a node, or a whiteout shown as a device (node null). */
-    private record Entry(TocNode node, long ino) {
+    /** What a path names: a node, a whiteout shown as a device, or the state directory or file. */
+    private enum Kind { NODE, WHITEOUT, STATE_DIR, STATE_FILE }
+
+    private record Entry(Kind kind, TocNode node, long ino) {
+        static Entry of(TocNode node) {
+            return new Entry(Kind.NODE, node, node.id() + 1L);
+        }
+
         boolean whiteout() {
-            return node == null;
+            return kind == Kind.WHITEOUT;
+        }
+
+        boolean isNode() {
+            return kind == Kind.NODE;
+        }
+
+        boolean isDirectory() {
+            return kind == Kind.STATE_DIR || kind == Kind.NODE && node.isDirectory();
         }
     }
 
     private Entry resolve(String path) {
         TocNode node = index.root();
         if (path.equals("/") || path.isEmpty()) {
-            return new Entry(node, 1);
+            return Entry.of(node);
         }
         String[] parts = path.substring(1).split("/");
+        if (state != null && parts[0].equals(StateFile.DIRECTORY)) {
+            if (parts.length == 1) {
+                return new Entry(Kind.STATE_DIR, null, stateDirIno);
+            }
+            return parts.length == 2 && parts[1].equals(state.name()) ? new Entry(Kind.STATE_FILE, null, stateDirIno + 1) : null;
+        }
         for (int i = 0; i < parts.length; i++) {
             String name = parts[i];
             if (!node.isDirectory() || hidden(node, name)) {
@@ -108,16 +159,17 @@ public final class LayerFileSystem implements FuseOperations {
             TocNode child = node.child(name);
             if (child == null) {
                 Long ino = whiteouts.getOrDefault(node, Map.of()).get(name);
-                return ino != null && i == parts.length - 1 ? new Entry(null, ino) : null;
+                return ino != null && i == parts.length - 1 ? new Entry(Kind.WHITEOUT, null, ino) : null;
             }
             node = child;
         }
-        return new Entry(node, node.id() + 1L);
+        return Entry.of(node);
     }
 
-    private static boolean hidden(TocNode dir, String name) {
+    private boolean hidden(TocNode dir, String name) {
         return name.startsWith(WHITEOUT_PREFIX)
-                || dir.parent() == null && (name.equals(TocIndex.PREFETCH_LANDMARK) || name.equals(TocIndex.NO_PREFETCH_LANDMARK));
+                || dir.parent() == null && (name.equals(TocIndex.PREFETCH_LANDMARK) || name.equals(TocIndex.NO_PREFETCH_LANDMARK)
+                || state != null && name.equals(StateFile.DIRECTORY));
     }
 
     @Override
@@ -131,6 +183,21 @@ public final class LayerFileSystem implements FuseOperations {
     }
 
     private void fill(Stat stat, Entry e) {
+        if (e.kind() == Kind.STATE_DIR || e.kind() == Kind.STATE_FILE) {
+            boolean dir = e.kind() == Kind.STATE_DIR;
+            long size = dir ? 0 : state.contents().get().length;
+            stat.setMode(dir ? Stat.S_IFDIR | 0500 : Stat.S_IFREG | 0400);
+            stat.setNLink((short) (dir ? 2 : 1));
+            stat.setUid(0);
+            stat.setGid(0);
+            stat.setSize(size);
+            Instant now = Instant.now();
+            stat.mTime().set(now);
+            stat.cTime().set(now);
+            stat.aTime().set(now);
+            NativeFields.set(stat, e.ino(), 0, size);
+            return;
+        }
         if (e.whiteout()) {
             stat.setMode(Stat.S_IFCHR);
             stat.setNLink((short) 1);
@@ -172,7 +239,7 @@ public final class LayerFileSystem implements FuseOperations {
         if (e == null) {
             return -errno.enoent();
         }
-        if (e.whiteout() || e.node().type() != EntryType.SYMLINK) {
+        if (!e.isNode() || e.node().type() != EntryType.SYMLINK) {
             return -errno.einval();
         }
         byte[] target = e.node().linkTarget().getBytes(StandardCharsets.UTF_8);
@@ -187,22 +254,41 @@ public final class LayerFileSystem implements FuseOperations {
         if (e == null) {
             return -errno.enoent();
         }
-        if (e.whiteout() || e.node().isDirectory()) {
+        if (e.isDirectory()) {
             return -errno.eisdir();
+        }
+        if (e.whiteout()) {
+            return -errno.eacces();
         }
         if (fi.getOpenFlags().contains(java.nio.file.StandardOpenOption.WRITE)) {
             return -errno.erofs();
         }
-        fi.setFh(e.node().id()); // reads find the node by handle, not by walking the path again
+        if (e.kind() == Kind.STATE_FILE) {
+            NativeFields.directIo(fi);
+        }
+        long handle = nextHandle.getAndIncrement();
+        open.put(handle, new OpenFile(e.node())); // reads find the node by handle, not by walking the path again
+        fi.setFh(handle);
         return 0;
     }
 
     @Override
     public int read(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
-        TocNode file = index.node((int) fi.getFh());
+        OpenFile of = open.get(fi.getFh());
+        if (of == null) {
+            return -errno.ebadf();
+        }
+        if (of.node == null) {
+            byte[] json = state.contents().get();
+            int n = (int) Math.max(0, Math.min(size, json.length - offset));
+            buf.put(json, (int) Math.min(offset, json.length), n);
+            return n;
+        }
+        TocNode file = of.node;
         long end = Math.min(file.size(), offset + size);
         long pos = offset;
         try {
+            readAheadIfSequential(of, offset, end);
             while (pos < end) {
                 Chunk chunk = index.chunk(file, index.chunkIndexAt(file, pos));
                 byte[] data = chunks.read(chunk);
@@ -218,8 +304,40 @@ public final class LayerFileSystem implements FuseOperations {
         return (int) (pos - offset);
     }
 
+    /**
+     * A read that starts where the previous one ended, or a little past it (the kernel's readahead
+     * sends several requests at once, out of order), marks a sequential reader: the chunks of the
+     * next {@link MountOptions#readAheadBytes} are asked for now, in parallel, instead of one at a time as the
+     * reader reaches them. A random reader never triggers it.
+     */
+    private void readAheadIfSequential(OpenFile of, long offset, long end) {
+        long previousEnd = of.readEnd;
+        of.readEnd = Math.max(previousEnd, end);
+        boolean sequential = offset > 0 && offset >= previousEnd - SEQUENTIAL_SLACK && offset <= previousEnd + SEQUENTIAL_SLACK;
+        if (options.readAheadBytes() == 0 || !sequential) {
+            return;
+        }
+        TocNode file = of.node;
+        long from = Math.max(end, of.aheadUntil);
+        long until = Math.min(file.size(), end + options.readAheadBytes());
+        if (from >= until) {
+            return;
+        }
+        List<Chunk> upcoming = new ArrayList<>();
+        for (int i = index.chunkIndexAt(file, from); i >= 0 && i < file.chunkCount(); i++) {
+            Chunk c = index.chunk(file, i);
+            if (c.fileOffset() >= until) {
+                break;
+            }
+            upcoming.add(c);
+        }
+        of.aheadUntil = until;
+        chunks.readAhead(upcoming);
+    }
+
     @Override
     public int release(String path, FileInfo fi) {
+        open.remove(fi.getFh());
         return 0;
     }
 
@@ -229,27 +347,33 @@ public final class LayerFileSystem implements FuseOperations {
         if (e == null) {
             return -errno.enoent();
         }
-        return e.whiteout() || !e.node().isDirectory() ? -errno.enotdir() : 0;
+        return e.isDirectory() ? 0 : -errno.enotdir();
     }
 
     @Override
     public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
         Entry e = resolve(path);
-        if (e == null || e.whiteout() || !e.node().isDirectory()) {
+        if (e == null || !e.isDirectory()) {
             return -errno.enoent();
+        }
+        if (e.kind() == Kind.STATE_DIR) {
+            filler.fill(".", st -> fill(st, e), 0, 0);
+            filler.fill("..", st -> fill(st, Entry.of(index.root())), 0, 0);
+            filler.fill(state.name(), st -> fill(st, new Entry(Kind.STATE_FILE, null, stateDirIno + 1)), 0, 0);
+            return 0;
         }
         TocNode dir = e.node();
         TreeMap<String, Entry> listing = new TreeMap<>();
         for (int i = 0; i < dir.childCount(); i++) {
             String name = dir.childName(i);
             if (!hidden(dir, name)) {
-                listing.put(name, new Entry(dir.child(i), dir.child(i).id() + 1L));
+                listing.put(name, Entry.of(dir.child(i)));
             }
         }
-        whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> listing.put(name, new Entry(null, ino)));
+        whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> listing.put(name, new Entry(Kind.WHITEOUT, null, ino)));
         filler.fill(".", st -> fill(st, e), 0, 0);
         TocNode parent = dir.parent() == null ? dir : dir.parent();
-        filler.fill("..", st -> fill(st, new Entry(parent, parent.id() + 1L)), 0, 0);
+        filler.fill("..", st -> fill(st, Entry.of(parent)), 0, 0);
         for (Map.Entry<String, Entry> child : listing.entrySet()) {
             if (filler.fill(child.getKey(), st -> fill(st, child.getValue()), 0, 0) != 0) {
                 return -errno.enomem();
@@ -275,7 +399,7 @@ public final class LayerFileSystem implements FuseOperations {
     }
 
     private Map<String, byte[]> xattrs(Entry e) {
-        if (e.whiteout()) {
+        if (!e.isNode()) {
             return Map.of();
         }
         TocNode n = e.node();

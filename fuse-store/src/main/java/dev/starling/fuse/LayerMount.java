@@ -29,16 +29,23 @@ public final class LayerMount implements AutoCloseable {
 
     public static LayerMount mount(TocIndex index, ChunkSource chunks, Path mountPoint, String name)
             throws IOException {
+        return mount(index, chunks, mountPoint, name, null, MountOptions.DEFAULTS);
+    }
+
+    /** Mounts one layer; {@code state} (may be null) is shown as its state file. */
+    public static LayerMount mount(TocIndex index, ChunkSource chunks, Path mountPoint, String name, StateFile state,
+                                   MountOptions options) throws IOException {
         clearStaleMount(mountPoint);
         Files.createDirectories(mountPoint);
         FuseBuilder builder = FuseBuilder.getSupported();
         if (Files.exists(Path.of(LIBFUSE))) {
             builder.setLibraryPath(LIBFUSE);
         }
-        Fuse fuse = builder.build(new LayerFileSystem(index, chunks, builder.errno()));
+        Fuse fuse = builder.build(new LayerFileSystem(index, chunks, builder.errno(), state, options));
         try {
             fuse.mount("starling", mountPoint, "-o", "ro", "-o", "default_permissions", "-o", "allow_other",
-                    "-o", "kernel_cache", "-o", "fsname=starling:" + name, "-o", "subtype=estargz");
+                    "-o", "kernel_cache", "-o", "max_threads=" + options.maxThreads(),
+                    "-o", "fsname=starling:" + name, "-o", "subtype=estargz");
         } catch (FuseMountFailedException e) {
             throw new IOException("cannot mount " + name + " at " + mountPoint + ": " + e.getMessage(), e);
         }

@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
+import org.cryptomator.jfuse.api.FileInfo;
 import org.cryptomator.jfuse.api.FuseConfig;
 import org.cryptomator.jfuse.api.Stat;
 
@@ -18,6 +19,14 @@ final class NativeFields {
     private static final String BINDINGS = "org.cryptomator.jfuse.linux.amd64.extr.fuse3.";
     private static final MethodHandle STAT_SEGMENT;
     private static final MethodHandle CONFIG_SEGMENT;
+    private static final MethodHandle FILE_INFO_SEGMENT;
+    /**
+     * {@code struct fuse_file_info} starts with {@code int32_t flags} and then the bit fields
+     * {@code writepage:1, direct_io:1, keep_cache:1, …} (the same order since libfuse 2.x);
+     * jextract generates no accessors for bit fields.
+     */
+    private static final long FILE_INFO_BITS_OFFSET = 4;
+    private static final int DIRECT_IO_BIT = 1 << 1;
     private static final MethodHandle ST_INO, ST_RDEV, ST_BLOCKS, ST_BLKSIZE, USE_INO;
 
     static {
@@ -33,6 +42,7 @@ final class NativeFields {
                     MethodType.methodType(void.class, MemorySegment.class, int.class));
             STAT_SEGMENT = segmentAccessor("org.cryptomator.jfuse.linux.amd64.StatImpl");
             CONFIG_SEGMENT = segmentAccessor("org.cryptomator.jfuse.linux.amd64.FuseConfigImpl");
+            FILE_INFO_SEGMENT = segmentAccessor("org.cryptomator.jfuse.linux.amd64.FileInfoImpl");
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError("this jfuse version does not expose the struct fields Starling "
                     + "needs (st_ino, st_rdev, use_ino): " + e);
@@ -67,6 +77,20 @@ final class NativeFields {
             USE_INO.invokeExact((MemorySegment) CONFIG_SEGMENT.invoke(config), 1);
         } catch (Throwable t) {
             throw new IllegalStateException("cannot set use_ino", t);
+        }
+    }
+
+    /**
+     * Reads of this open file bypass the page cache: for the state file, whose size and bytes change
+     * while the mount-wide {@code kernel_cache} would keep serving its first version.
+     */
+    static void directIo(FileInfo fi) {
+        try {
+            MemorySegment s = ((MemorySegment) FILE_INFO_SEGMENT.invoke(fi)).reinterpret(8);
+            int bits = s.get(java.lang.foreign.ValueLayout.JAVA_INT, FILE_INFO_BITS_OFFSET);
+            s.set(java.lang.foreign.ValueLayout.JAVA_INT, FILE_INFO_BITS_OFFSET, bits | DIRECT_IO_BIT);
+        } catch (Throwable t) {
+            throw new IllegalStateException("cannot set direct_io", t);
         }
     }
 

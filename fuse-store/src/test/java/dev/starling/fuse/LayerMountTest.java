@@ -100,6 +100,110 @@ class LayerMountTest {
         }
     }
 
+    /** Every layer ctr-remote converted for the compatibility vectors mounts as GNU tar extracts the same blob. */
+    @Test
+    void layersConvertedByCtrRemoteMountAsTarExtractsThem() throws Exception {
+        int layers = 0;
+        for (String vector : List.of("basic", "basic-chunk4k", "basic-level1", "basic-zstdchunked", "many", "two-layers")) {
+            String expected = resource("vectors/ctr-remote/" + vector + "/expected.json");
+            var toc = java.util.regex.Pattern.compile("toc\\.digest\": \"(sha256:[0-9a-f]{64})\"").matcher(expected);
+            var file = java.util.regex.Pattern.compile("\"file\": \"([^\"]+)\"").matcher(expected);
+            while (toc.find() && file.find()) {
+                String name = vector + "-" + file.group(1);
+                Path blob = dir.resolve(name);
+                try (var in = getClass().getClassLoader().getResourceAsStream("vectors/ctr-remote/" + vector + "/" + file.group(1))) {
+                    Files.copy(in, blob);
+                }
+                Path extracted = Files.createDirectories(dir.resolve("x-" + name));
+                Processes.run(extracted, "tar", vector.contains("zstd") ? "--zstd" : "-z", "--numeric-owner", "--same-owner",
+                        "-xpf", blob.toString());
+                // what a tar extraction shows and the mounted layer must not: the TOC entry and root landmarks
+                for (String hidden : List.of(EStargzBlob.TOC_NAME, ".prefetch.landmark", ".no.prefetch.landmark")) {
+                    Files.deleteIfExists(extracted.resolve(hidden));
+                }
+                toOverlayForm(extracted);
+                try (RangeReader reader = RangeReader.open(blob)) {
+                    EStargzBlob opened = EStargzBlob.open(reader, toc.group(1));
+                    try (LayerMount m = LayerMount.mount(opened.index(), opened::readChunk, dir.resolve("mnt-" + name), name)) {
+                        String mounted = TreeDescription.of(m.mountPoint(), true);
+                        // The reference vectors carry xattrs without a namespace ("foo", "binary"), which the
+                        // mount shows as the TOC has them but GNU tar cannot set on a real file.
+                        String noNamespace = " xattrs={binary=fffefd, foo=626172}";
+                        if (mounted.contains("xattr/file ")) {
+                            assertTrue(mounted.contains(noNamespace), name + ": TOC xattrs shown as they are");
+                        }
+                        assertEquals(TreeDescription.of(extracted, true), mounted.replace(noNamespace, ""), name);
+                    }
+                }
+                layers++;
+            }
+        }
+        assertEquals(7, layers, "every vector layer was mounted");
+    }
+
+    /**
+     * What the mount shows for a layer's whiteout files (compat doc section 1.13), applied to an
+     * extracted tree: {@code .wh.X} becomes X, a 0:0 character device with mtime 0, and
+     * {@code .wh..wh..opq} becomes the directory's {@code overlay.opaque} xattr.
+     */
+    private static void toOverlayForm(Path root) throws Exception {
+        List<Path> markers;
+        try (var walk = Files.walk(root)) {
+            markers = walk.filter(p -> p.getFileName().toString().startsWith(".wh.")).toList();
+        }
+        for (Path marker : markers) {
+            Path parent = marker.getParent();
+            var parentTime = Files.getLastModifiedTime(parent);
+            String name = marker.getFileName().toString();
+            Files.delete(marker);
+            if (name.equals(".wh..wh..opq")) {
+                Processes.run(parent, "setfattr", "-n", "user.overlay.opaque", "-v", "y", ".");
+            } else {
+                String hidden = name.substring(".wh.".length());
+                Processes.run(parent, "mknod", "-m", "000", hidden, "c", "0", "0");
+                Processes.run(parent, "touch", "-h", "-d", "@0", hidden);
+            }
+            Files.setLastModifiedTime(parent, parentTime);
+        }
+    }
+
+    private String resource(String name) throws IOException {
+        try (var in = getClass().getClassLoader().getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IOException(name + " is not on the class path (the estargz test-jar)");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    /** The state file is reachable by name, hidden from listings, and read afresh each time (no stale page cache). */
+    @Test
+    void stateFileIsHiddenAndAlwaysCurrent() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree"));
+        Files.writeString(tree.resolve("hello"), "hello\n");
+        Path blob = dir.resolve("state.esgz");
+        ConvertResult r = Converter.convert(tar(tree, "state.tar"), blob, ConvertOptions.defaults());
+        java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
+        try (RangeReader reader = RangeReader.open(blob)) {
+            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+            StateFile state = new StateFile("sha256:abc.json",
+                    () -> ("{\"reads\":" + reads.get() + "}\n").getBytes(StandardCharsets.UTF_8));
+            try (LayerMount m = LayerMount.mount(opened.index(), chunk -> {
+                reads.incrementAndGet();
+                return opened.readChunk(chunk);
+            }, dir.resolve("mnt-state"), "state", state, MountOptions.DEFAULTS)) {
+                Path mnt = m.mountPoint();
+                Path file = mnt.resolve(".stargz-snapshotter/sha256:abc.json");
+                assertEquals("{\"reads\":0}\n", Files.readString(file));
+                assertEquals("hello\n", Files.readString(mnt.resolve("hello")));
+                assertEquals("{\"reads\":1}\n", Files.readString(file), "the second read shows the new state");
+                assertEquals(List.of("hello"), names(mnt), "the state directory is not listed");
+                assertEquals(List.of("sha256:abc.json"), names(mnt.resolve(".stargz-snapshotter")));
+                assertEquals("dr-x------ 0:0", Processes.run(mnt, "stat", "-c", "%A %u:%g", ".stargz-snapshotter").strip());
+            }
+        }
+    }
+
     @Test
     void whiteoutsAndOpaqueDirectoriesWorkThroughARealOverlay() throws Exception {
         Path lower = Files.createDirectories(dir.resolve("lower"));

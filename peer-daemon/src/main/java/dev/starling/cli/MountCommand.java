@@ -1,6 +1,8 @@
 package dev.starling.cli;
 
 import dev.starling.fetch.DiskChunkCache;
+import dev.starling.fetch.FetchOptions;
+import dev.starling.fuse.MountOptions;
 import dev.starling.mount.ImageMount;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
@@ -36,8 +38,36 @@ final class MountCommand implements Callable<Integer> {
             description = "disk tier bound; least recently used chunks go first (default: 10GiB)")
     long cacheSize = 10L << 30;
 
+    @Option(names = "--prefetch", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "fetch each layer's prioritized files (those before its .prefetch.landmark) right after "
+                    + "mounting (default: on; --no-prefetch turns it off)")
+    boolean prefetch = true;
+
+    @Option(names = "--no-background-fetch",
+            description = "do not fetch the rest of each layer in the background (by default the node fetches "
+                    + "everything at low priority, so it stops needing the registry)")
+    boolean noBackgroundFetch;
+
+    @Option(names = "--background-rate", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "cap on background fetching, bytes per second; 0 for none (default: 100MiB)")
+    long backgroundRate = FetchOptions.DEFAULTS.backgroundBytesPerSecond();
+
+    @Option(names = "--fetch-unit", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "at most this much per Range request when adjacent missing files are fetched together "
+                    + "(default: 2MiB)")
+    long fetchUnit = FetchOptions.DEFAULTS.fetchUnit();
+
+    @Option(names = "--read-ahead", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "how far ahead of a sequential reader chunks are fetched in parallel; 0 for off (default: 32MiB)")
+    long readAhead = MountOptions.DEFAULTS.readAheadBytes();
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
+
+    FetchOptions fetchOptions() {
+        return FetchOptions.DEFAULTS.withPrefetch(prefetch).withBackgroundFetch(!noBackgroundFetch)
+                .withBackgroundBytesPerSecond(backgroundRate).withFetchUnit(fetchUnit);
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -47,10 +77,12 @@ final class MountCommand implements Callable<Integer> {
         CountDownLatch done = new CountDownLatch(1);
         try (RegistryClient client = new RegistryClient(registry.settings());
              ImageMount mount = ImageMount.mount(client, ref, Descriptor.Platform.parse(platform), target, work,
-                     new DiskChunkCache(cacheDir, cacheSize))) {
+                     new DiskChunkCache(cacheDir, cacheSize), fetchOptions(),
+                     MountOptions.DEFAULTS.withReadAheadBytes(readAhead))) {
             System.out.printf("mounted %s at %s: %d layer(s), ready in %.0f ms after fetching %s%n", ref, target,
                     mount.layerCount(), (System.nanoTime() - t0) / 1e6, Sizes.human(mount.bytesAtReady()));
-            System.out.println("serving; Ctrl-C or `starling umount " + target + "` to stop");
+            System.out.println("serving; each layer's state is in " + target.resolve(dev.starling.fuse.StateFile.DIRECTORY)
+                    + "/; Ctrl-C or `starling umount " + target + "` to stop");
             System.out.flush();
             Thread hook = new Thread(() -> {
                 done.countDown();

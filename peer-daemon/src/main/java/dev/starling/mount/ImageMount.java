@@ -3,9 +3,14 @@ package dev.starling.mount;
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.EStargzBlob;
 import dev.starling.fetch.DiskChunkCache;
+import dev.starling.fetch.FetchOptions;
+import dev.starling.fetch.FetchScheduler;
+import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.MemoryChunkCache;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.fuse.LayerMount;
+import dev.starling.fuse.MountOptions;
+import dev.starling.fuse.StateFile;
 import dev.starling.fuse.SystemCommand;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
@@ -18,10 +23,12 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An image's eStargz layers mounted lazily, each from the registry over Range requests (through a
- * memory tier and the disk tier, both keyed by chunk digest and shared by the layers), and
- * overlaid read-only (kernel overlayfs) at one directory: files appear at once, bytes arrive when
- * read, every chunk verified against its layer's TOC, every TOC against the manifest.
+ * An image's eStargz layers mounted lazily, each read through a {@link LayerReader} (memory tier,
+ * disk tier, then coalesced Range requests to the registry; tiers keyed by chunk digest and shared
+ * by the layers), and overlaid read-only (kernel overlayfs) at one directory: files appear at once,
+ * bytes arrive when read, every chunk verified against its layer's TOC, every TOC against the
+ * manifest. Once mounted, each layer's prioritized area is prefetched and the rest fetched in the
+ * background, as the {@link FetchOptions} say.
  */
 public final class ImageMount implements AutoCloseable {
     /** Shared by the image's layers: decompressed chunks for FUSE's small reads of one chunk. */
@@ -30,27 +37,41 @@ public final class ImageMount implements AutoCloseable {
     private final Path target;
     private final List<LayerMount> layers;
     private final long bytesAtReady;
-    private final List<RegistryRangeReader> readers;
+    private final List<RegistryRangeReader> remotes;
+    private final List<LayerReader> readers;
+    private final FetchScheduler scheduler;
     private boolean overlaid;
 
-    private ImageMount(Path target, List<LayerMount> layers, List<RegistryRangeReader> readers) {
+    private ImageMount(Path target, List<LayerMount> layers, List<RegistryRangeReader> remotes,
+                       List<LayerReader> readers, FetchScheduler scheduler) {
         this.target = target;
         this.layers = layers;
+        this.remotes = remotes;
         this.readers = readers;
+        this.scheduler = scheduler;
         this.bytesAtReady = bytesFetched();
+    }
+
+    /** Mounts {@code ref} at {@code target} with the default options; layer mounts live under {@code workDir}. */
+    public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
+                                   Path target, Path workDir, DiskChunkCache disk) throws IOException {
+        return mount(client, ref, platform, target, workDir, disk, FetchOptions.DEFAULTS, MountOptions.DEFAULTS);
     }
 
     /** Mounts {@code ref} at {@code target}; layer mounts live under {@code workDir}. */
     public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
-                                   Path target, Path workDir, DiskChunkCache disk) throws IOException {
+                                   Path target, Path workDir, DiskChunkCache disk, FetchOptions fetchOptions,
+                                   MountOptions mountOptions) throws IOException {
         MemoryChunkCache memory = new MemoryChunkCache(MEMORY_TIER_BYTES);
+        FetchScheduler scheduler = new FetchScheduler(fetchOptions);
         Manifest manifest = client.manifest(ref);
         if (manifest.isIndex()) {
             manifest = client.manifest(ref.withDigest(manifest.select(platform).digest()));
         }
         List<Descriptor> descriptors = manifest.layers();
         List<LayerMount> mounted = new ArrayList<>();
-        List<RegistryRangeReader> readers = new ArrayList<>();
+        List<RegistryRangeReader> remotes = new ArrayList<>();
+        List<LayerReader> readers = new ArrayList<>();
         ImageMount image = null;
         try {
             for (int i = 0; i < descriptors.size(); i++) {
@@ -61,16 +82,17 @@ public final class ImageMount implements AutoCloseable {
                             + ImageConverter.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
                             + "trusted. Convert the image with `starling convert`.");
                 }
-                RegistryRangeReader reader = new RegistryRangeReader(client, ref, d.digest());
+                RegistryRangeReader remote = new RegistryRangeReader(client, ref, d.digest());
+                remotes.add(remote);
+                EStargzBlob blob = EStargzBlob.open(remote, toc);
+                LayerReader reader = new LayerReader(d.digest(), blob, remote, memory, disk, scheduler);
                 readers.add(reader);
-                EStargzBlob blob = EStargzBlob.open(reader, toc);
-                mounted.add(LayerMount.mount(blob.index(), memory.over(disk.over(blob::readChunk)),
-                        workDir.resolve("layer-" + i),
-                        ref.repository() + "@" + d.digest().substring(7, 19)));
+                mounted.add(LayerMount.mount(blob.index(), reader, workDir.resolve("layer-" + i),
+                        ref.repository() + "@" + d.digest().substring(7, 19),
+                        new StateFile(d.digest() + ".json", reader::stateJson), mountOptions));
             }
-            image = new ImageMount(target, mounted, readers);
+            image = new ImageMount(target, mounted, remotes, readers, scheduler);
             image.overlay(workDir);
-            return image;
         } catch (IOException | RuntimeException e) {
             if (image != null) {
                 image.close();
@@ -78,9 +100,17 @@ public final class ImageMount implements AutoCloseable {
                 for (LayerMount m : mounted) {
                     m.close();
                 }
+                for (LayerReader r : readers) {
+                    r.close();
+                }
+                scheduler.close();
             }
             throw e;
         }
+        for (LayerReader r : readers) {
+            r.startFetching();
+        }
+        return image;
     }
 
     private void overlay(Path workDir) throws IOException {
@@ -100,9 +130,14 @@ public final class ImageMount implements AutoCloseable {
         return layers.size();
     }
 
-    /** Compressed bytes fetched from the registry so far, all layers. */
+    /** Compressed bytes fetched from the registry so far, all layers, footers and TOCs included. */
     public long bytesFetched() {
-        return readers.stream().mapToLong(RegistryRangeReader::bytesRead).sum();
+        return remotes.stream().mapToLong(RegistryRangeReader::bytesRead).sum();
+    }
+
+    /** The layers' read paths, bottom first: their progress and state. */
+    public List<LayerReader> layerReaders() {
+        return readers;
     }
 
     /** What mounting cost: footers and TOCs. */
@@ -126,6 +161,7 @@ public final class ImageMount implements AutoCloseable {
     @Override
     public void close() throws IOException {
         IOException failure = null;
+        scheduler.close();
         if (overlaid && mounted()) {
             try {
                 SystemCommand.run("umount", "-l", target.toString());
@@ -139,6 +175,9 @@ public final class ImageMount implements AutoCloseable {
             } catch (IOException e) {
                 failure = failure == null ? e : failure;
             }
+        }
+        for (LayerReader r : readers) {
+            r.close();
         }
         if (failure != null) {
             throw failure;

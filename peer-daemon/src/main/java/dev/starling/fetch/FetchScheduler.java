@@ -1,0 +1,130 @@
+package dev.starling.fetch;
+
+import java.io.Closeable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Who may use the network when, for every layer of the node. Foreground work (a read that waits,
+ * read-ahead for a sequential reader, the prefetch of a prioritized area) runs at once. Background
+ * work (fetching the rest of each layer so the node stops needing the registry) waits until no
+ * foreground fetch has run for {@link FetchOptions#backgroundQuietMillis}, and then goes at most at
+ * {@link FetchOptions#backgroundBytesPerSecond}, one span at a time, so a read never queues behind
+ * more than one background span.
+ */
+public final class FetchScheduler implements AutoCloseable {
+    private final FetchOptions options;
+    private final ExecutorService readAhead;
+    private final ExecutorService prefetch;
+    private final ExecutorService background;
+    private int foregroundActive;
+    private long lastForegroundEnd = System.nanoTime();
+    private long nextBackgroundSlot = System.nanoTime();
+    private boolean closed;
+
+    public FetchScheduler(FetchOptions options) {
+        this.options = options;
+        this.readAhead = Executors.newFixedThreadPool(options.readAheadThreads(), threads("starling-read-ahead"));
+        this.prefetch = Executors.newSingleThreadExecutor(threads("starling-prefetch"));
+        this.background = Executors.newSingleThreadExecutor(threads("starling-background-fetch"));
+    }
+
+    private static ThreadFactory threads(String name) {
+        AtomicInteger n = new AtomicInteger();
+        return r -> {
+            Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
+    }
+
+    public FetchOptions options() {
+        return options;
+    }
+
+    /** Marks a foreground fetch until the handle is closed; background fetching pauses meanwhile. */
+    public Closeable foreground() {
+        synchronized (this) {
+            foregroundActive++;
+        }
+        return () -> {
+            synchronized (FetchScheduler.this) {
+                foregroundActive--;
+                lastForegroundEnd = System.nanoTime();
+                FetchScheduler.this.notifyAll();
+            }
+        };
+    }
+
+    /** Runs read-ahead work on the parallel pool. */
+    void readAhead(Runnable task) {
+        if (!isClosed()) {
+            readAhead.execute(task);
+        }
+    }
+
+    /** Queues a layer's prefetch; prefetches run one after another, as foreground work. */
+    void prefetch(Runnable task) {
+        if (!isClosed()) {
+            prefetch.execute(task);
+        }
+    }
+
+    /** Queues a layer's background fetch; layers are fetched one after another. */
+    void background(Runnable task) {
+        if (!isClosed()) {
+            background.execute(task);
+        }
+    }
+
+    /**
+     * Blocks the background fetcher until the foreground has been quiet long enough and the rate
+     * limit allows {@code bytes} more; false when the scheduler closed meanwhile.
+     */
+    boolean awaitBackgroundTurn(long bytes) throws InterruptedException {
+        long quiet = TimeUnit.MILLISECONDS.toNanos(options.backgroundQuietMillis());
+        long sleepNanos;
+        synchronized (this) {
+            while (!closed) {
+                long sinceForeground = System.nanoTime() - lastForegroundEnd;
+                if (foregroundActive == 0 && sinceForeground >= quiet) {
+                    break;
+                }
+                long waitNanos = foregroundActive > 0 ? quiet : quiet - sinceForeground;
+                TimeUnit.NANOSECONDS.timedWait(this, Math.max(1_000_000, waitNanos));
+            }
+            if (closed) {
+                return false;
+            }
+            long now = System.nanoTime();
+            long rate = options.backgroundBytesPerSecond();
+            nextBackgroundSlot = Math.max(nextBackgroundSlot, now);
+            sleepNanos = nextBackgroundSlot - now;
+            if (rate > 0) {
+                nextBackgroundSlot += (long) (bytes * 1e9 / rate);
+            }
+        }
+        if (sleepNanos > 0) {
+            TimeUnit.NANOSECONDS.sleep(sleepNanos);
+        }
+        return !isClosed();
+    }
+
+    synchronized boolean isClosed() {
+        return closed;
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            closed = true;
+            notifyAll();
+        }
+        background.shutdownNow();
+        prefetch.shutdownNow();
+        readAhead.shutdownNow();
+    }
+}

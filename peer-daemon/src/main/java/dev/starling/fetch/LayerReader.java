@@ -1,0 +1,410 @@
+package dev.starling.fetch;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import dev.starling.estargz.Chunk;
+import dev.starling.estargz.ChunkDecoder;
+import dev.starling.estargz.ChunkSource;
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.InvalidBlobException;
+import dev.starling.estargz.RangeReader;
+import dev.starling.estargz.TocIndex;
+import java.io.ByteArrayOutputStream;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The read path of one mounted layer: memory tier, disk tier, then the registry. A missing chunk is
+ * fetched with its missing neighbours in one Range request of up to {@link FetchOptions#fetchUnit}
+ * (many small files per request), every chunk is verified before it is cached or returned, and a
+ * chunk is fetched by one caller at a time: others wait for that fetch (single flight). A failed
+ * fetch or verification fails the reads that needed it, is logged and kept as the layer's last
+ * error, and is tried again on the next read. The same path serves read-ahead, the prefetch of the
+ * prioritized area, and the background fetch of the rest.
+ */
+public final class LayerReader implements ChunkSource, Closeable {
+    private static final Logger LOG = Logger.getLogger(LayerReader.class.getName());
+    private static final JsonFactory JSON = new JsonFactory();
+    /** Prefetch asks for the prioritized area in requests this large: it is wanted whole, and soon. */
+    static final long PREFETCH_UNIT = 16L << 20;
+
+    private final String digest;
+    private final long blobSize;
+    private final TocIndex index;
+    private final RangeReader remote;
+    private final ChunkDecoder decoder;
+    private final MemoryChunkCache memory;
+    private final DiskChunkCache disk;
+    private final FetchScheduler scheduler;
+    private final FetchOptions options;
+    private final Closeable retention;
+    private final ConcurrentHashMap<Integer, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+    /** Chunks this node holds on disk (or fetched; a write to a full disk may not have kept them). */
+    private final BitSet local = new BitSet();
+    private final long totalBytes;
+    private long localBytes;
+    private final AtomicLong servedFromMemory = new AtomicLong();
+    private final AtomicLong servedFromDisk = new AtomicLong();
+    private final AtomicLong servedFromRegistry = new AtomicLong();
+    private final AtomicLong fetchedBytes = new AtomicLong();
+    private final AtomicLong fetchRequests = new AtomicLong();
+    private final AtomicLong failures = new AtomicLong();
+    private volatile String lastError;
+    private volatile Instant lastErrorAt;
+    private volatile String prefetchState = "off";
+    private volatile String backgroundState = "off";
+    private volatile boolean closed;
+
+    /**
+     * @param digest the layer blob's digest, for the state file and messages
+     * @param remote the blob in the registry (the TOC already verified against the manifest)
+     */
+    public LayerReader(String digest, EStargzBlob blob, RangeReader remote, MemoryChunkCache memory,
+                       DiskChunkCache disk, FetchScheduler scheduler) throws IOException {
+        this.digest = digest;
+        this.blobSize = remote.size();
+        this.index = blob.index();
+        this.remote = remote;
+        this.decoder = new ChunkDecoder(blob.footer().format());
+        this.memory = memory;
+        this.disk = disk;
+        this.scheduler = scheduler;
+        this.options = scheduler.options();
+        long total = 0;
+        for (int i = 0; i < index.chunkTotal(); i++) {
+            Chunk c = index.chunkAt(i);
+            if (c != null) {
+                total += c.size();
+                if (c.digest() != null && disk.contains(c)) {
+                    local.set(i);
+                    localBytes += c.size();
+                }
+            }
+        }
+        this.totalBytes = total;
+        this.retention = disk.retain(index);
+    }
+
+    public TocIndex index() {
+        return index;
+    }
+
+    @Override
+    public byte[] read(Chunk chunk) throws IOException {
+        byte[] data = memory.get(chunk);
+        if (data != null) {
+            servedFromMemory.addAndGet(data.length);
+            return data;
+        }
+        data = disk.get(chunk);
+        if (data != null) {
+            memory.put(chunk, data);
+            markLocal(chunk);
+            servedFromDisk.addAndGet(data.length);
+            return data;
+        }
+        try (Closeable ignored = scheduler.foreground()) {
+            data = await(fetch(chunk.index(), options.fetchUnit(), true));
+        }
+        servedFromRegistry.addAndGet(data.length);
+        return data;
+    }
+
+    @Override
+    public void readAhead(List<Chunk> upcoming) {
+        for (Chunk c : upcoming) {
+            if (!isLocal(c.index()) && !inflight.containsKey(c.index())) {
+                scheduler.readAhead(() -> {
+                    if (closed || isLocal(c.index()) || memory.get(c) != null) {
+                        return;
+                    }
+                    try (Closeable ignored = scheduler.foreground()) {
+                        await(fetch(c.index(), options.fetchUnit(), true));
+                    } catch (IOException failed) {
+                        // recorded by fetch; the reader's own read tries again
+                    }
+                });
+            }
+        }
+    }
+
+    /** Fetches the prioritized area ({@code [0, .prefetch.landmark)}) as foreground work; returns its bytes fetched. */
+    public long prefetch() {
+        long end = index.prioritizedEnd();
+        if (end == 0) {
+            prefetchState = "none";
+            return 0;
+        }
+        prefetchState = "running";
+        long before = fetchedBytes.get();
+        try (Closeable ignored = scheduler.foreground()) {
+            for (int i = 0; i < index.chunkTotal() && !closed; i++) {
+                Chunk c = index.chunkAt(i);
+                if (c == null || isLocal(i) || inflight.containsKey(i)) {
+                    continue;
+                }
+                if (c.compressedOffset() >= end) {
+                    break;
+                }
+                await(fetch(i, Math.max(options.fetchUnit(), PREFETCH_UNIT), true));
+            }
+            prefetchState = "done";
+        } catch (IOException e) {
+            prefetchState = "failed";
+        }
+        return fetchedBytes.get() - before;
+    }
+
+    /**
+     * Fetches every chunk the node does not have, in blob order, at the scheduler's background
+     * priority, until all are local or the layer is closed. A failure (the registry is down) is
+     * retried with growing pauses, so the fetch resumes when the registry returns.
+     */
+    public void fetchRemaining() {
+        backgroundState = "running";
+        long pauseMillis = 1000;
+        long lastSpan = 0;
+        try {
+            for (int i = 0; i < index.chunkTotal() && !closed; ) {
+                Chunk c = index.chunkAt(i);
+                if (c == null || isLocal(i)) {
+                    i++;
+                    continue;
+                }
+                if (!scheduler.awaitBackgroundTurn(lastSpan)) {
+                    return;
+                }
+                long before = fetchedBytes.get();
+                try {
+                    await(fetch(i, options.fetchUnit(), false));
+                    pauseMillis = 1000;
+                    i++;
+                } catch (IOException failed) {
+                    if (failed.getCause() instanceof InvalidBlobException) {
+                        i++; // the blob itself is bad here: fetching it again gives the same bytes
+                        continue;
+                    }
+                    backgroundState = "retrying";
+                    Thread.sleep(pauseMillis);
+                    pauseMillis = Math.min(pauseMillis * 2, 60_000);
+                    backgroundState = "running";
+                }
+                lastSpan = fetchedBytes.get() - before;
+            }
+            backgroundState = closed ? "stopped" : "done";
+        } catch (InterruptedException e) {
+            backgroundState = "stopped";
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Starts prefetch and background fetch as the options say, on the scheduler's threads. */
+    public void startFetching() {
+        if (options.prefetch()) {
+            prefetchState = "queued";
+            scheduler.prefetch(this::prefetch);
+        }
+        if (options.backgroundFetch()) {
+            backgroundState = "queued";
+            scheduler.background(this::fetchRemaining);
+        }
+    }
+
+    private static byte[] await(CompletableFuture<byte[]> fetch) throws IOException {
+        try {
+            return fetch.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while fetching");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
+        }
+    }
+
+    /**
+     * The bytes of chunk {@code first}: fetched here, together with the missing chunks after it
+     * while the request stays within {@code unit} bytes, or by whoever is fetching it already.
+     */
+    private CompletableFuture<byte[]> fetch(int first, long unit, boolean keepInMemory) {
+        CompletableFuture<byte[]> mine = new CompletableFuture<>();
+        CompletableFuture<byte[]> existing = inflight.putIfAbsent(first, mine);
+        if (existing != null) {
+            return existing;
+        }
+        List<Chunk> span = new ArrayList<>();
+        List<CompletableFuture<byte[]>> futures = new ArrayList<>();
+        try {
+            Chunk c = index.chunkAt(first);
+            span.add(c);
+            futures.add(mine);
+            byte[] cached = memory.get(c); // it may have arrived between the caller's look and our claim
+            if (cached == null && isLocal(first)) {
+                cached = disk.get(c);
+            }
+            if (cached != null) {
+                mine.complete(cached);
+                return mine;
+            }
+            long start = c.compressedOffset();
+            long end = c.compressedEnd();
+            for (int k = first + 1; k < index.chunkTotal(); k++) {
+                Chunk next = index.chunkAt(k);
+                if (next == null) {
+                    continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
+                }
+                if (next.compressedOffset() - end > options.maxGap()
+                        || Math.max(end, next.compressedEnd()) - start > unit || isLocal(k)) {
+                    break;
+                }
+                CompletableFuture<byte[]> f = new CompletableFuture<>();
+                if (inflight.putIfAbsent(k, f) != null) {
+                    break;
+                }
+                span.add(next);
+                futures.add(f);
+                end = Math.max(end, next.compressedEnd());
+            }
+            byte[] bytes;
+            try {
+                bytes = remote.read(start, Math.toIntExact(end - start));
+            } catch (IOException e) {
+                throw failure(new IOException("fetching " + (end - start) + " bytes at " + start + " of layer " + digest
+                        + " for " + c.describe() + " failed: " + e.getMessage(), e));
+            }
+            fetchRequests.incrementAndGet();
+            fetchedBytes.addAndGet(bytes.length);
+            for (int i = 0; i < span.size(); i++) {
+                Chunk chunk = span.get(i);
+                try {
+                    byte[] data = decoder.decode(chunk, Arrays.copyOfRange(bytes, (int) (chunk.compressedOffset() - start),
+                            (int) (chunk.compressedEnd() - start)));
+                    if (keepInMemory) {
+                        memory.put(chunk, data);
+                    }
+                    disk.put(chunk, data);
+                    markLocal(chunk);
+                    futures.get(i).complete(data);
+                } catch (InvalidBlobException e) {
+                    futures.get(i).completeExceptionally(failure(new IOException("layer " + digest + ": " + e.getMessage(), e)));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            for (CompletableFuture<byte[]> f : futures) {
+                f.completeExceptionally(e);
+            }
+            mine.completeExceptionally(e);
+        } finally {
+            for (int i = 0; i < span.size(); i++) {
+                inflight.remove(span.get(i).index(), futures.get(i));
+            }
+            if (span.isEmpty()) {
+                inflight.remove(first, mine);
+            }
+        }
+        return mine;
+    }
+
+    private IOException failure(IOException e) {
+        failures.incrementAndGet();
+        lastError = e.getMessage();
+        lastErrorAt = Instant.now();
+        LOG.log(Level.WARNING, e.getMessage());
+        return e;
+    }
+
+    private synchronized boolean isLocal(int chunkIndex) {
+        return local.get(chunkIndex);
+    }
+
+    private synchronized void markLocal(Chunk chunk) {
+        if (!local.get(chunk.index())) {
+            local.set(chunk.index());
+            localBytes += chunk.size();
+        }
+    }
+
+    /** Bytes of the layer's files this node holds, out of {@link #totalBytes()}. */
+    public synchronized long localBytes() {
+        return localBytes;
+    }
+
+    public long totalBytes() {
+        return totalBytes;
+    }
+
+    /** Compressed bytes fetched from the registry for chunks (not counting the footer and TOC). */
+    public long fetchedBytes() {
+        return fetchedBytes.get();
+    }
+
+    public long fetchRequests() {
+        return fetchRequests.get();
+    }
+
+    public String lastError() {
+        return lastError;
+    }
+
+    public String backgroundState() {
+        return backgroundState;
+    }
+
+    public String prefetchState() {
+        return prefetchState;
+    }
+
+    /**
+     * The state file: the reference snapshotter's fields ({@code digest}, {@code size},
+     * {@code fetchedSize}, {@code fetchedPercent}, {@code error}) and ours. {@code fetchedPercent} is
+     * the share of the layer's file bytes this node holds: 100 means the registry is no longer needed.
+     */
+    public byte[] stateJson() {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(512);
+        try (JsonGenerator g = JSON.createGenerator(out)) {
+            long have = localBytes();
+            g.writeStartObject();
+            if (lastError != null) {
+                g.writeStringField("error", lastError);
+                g.writeStringField("errorTime", lastErrorAt.toString());
+            }
+            g.writeStringField("digest", digest);
+            g.writeNumberField("size", blobSize);
+            g.writeNumberField("fetchedSize", fetchedBytes.get());
+            g.writeNumberField("fetchedPercent", totalBytes == 0 ? 100.0 : Math.floor(have * 10000.0 / totalBytes) / 100);
+            g.writeNumberField("localBytes", have);
+            g.writeNumberField("totalBytes", totalBytes);
+            g.writeObjectFieldStart("bytesServed");
+            g.writeNumberField("memory", servedFromMemory.get());
+            g.writeNumberField("disk", servedFromDisk.get());
+            g.writeNumberField("registry", servedFromRegistry.get());
+            g.writeEndObject();
+            g.writeNumberField("fetchRequests", fetchRequests.get());
+            g.writeNumberField("failures", failures.get());
+            g.writeStringField("prefetch", prefetchState);
+            g.writeStringField("backgroundFetch", backgroundState);
+            g.writeEndObject();
+        } catch (IOException e) {
+            throw new IllegalStateException(e); // in-memory output cannot fail
+        }
+        out.write('\n');
+        return out.toByteArray();
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        retention.close();
+    }
+}
