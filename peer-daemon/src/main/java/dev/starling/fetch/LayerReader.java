@@ -116,7 +116,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             return data;
         }
         try (Closeable ignored = scheduler.foreground()) {
-            data = await(fetch(chunk.index(), options.fetchUnit(), true));
+            data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
         servedFromRegistry.addAndGet(data.length);
         return data;
@@ -131,7 +131,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                         return;
                     }
                     try (Closeable ignored = scheduler.foreground()) {
-                        await(fetch(c.index(), options.fetchUnit(), true));
+                        await(fetch(c.index(), options.fetchUnit(), Long.MAX_VALUE, true));
                     } catch (IOException failed) {
                         // recorded by fetch; the reader's own read tries again
                     }
@@ -158,7 +158,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                 if (c.compressedOffset() >= end) {
                     break;
                 }
-                await(fetch(i, Math.max(options.fetchUnit(), PREFETCH_UNIT), true));
+                await(fetch(i, Math.max(options.fetchUnit(), PREFETCH_UNIT), end, true));
             }
             prefetchState = "done";
         } catch (IOException e) {
@@ -188,7 +188,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                 }
                 long before = fetchedBytes.get();
                 try {
-                    await(fetch(i, options.fetchUnit(), false));
+                    await(fetch(i, options.fetchUnit(), Long.MAX_VALUE, false));
                     pauseMillis = 1000;
                     i++;
                 } catch (IOException failed) {
@@ -235,9 +235,10 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     /**
      * The bytes of chunk {@code first}: fetched here, together with the missing chunks after it
-     * while the request stays within {@code unit} bytes, or by whoever is fetching it already.
+     * that start before {@code stopAt} while the request stays within {@code unit} bytes, or by
+     * whoever is fetching it already.
      */
-    private CompletableFuture<byte[]> fetch(int first, long unit, boolean keepInMemory) {
+    private CompletableFuture<byte[]> fetch(int first, long unit, long stopAt, boolean keepInMemory) {
         CompletableFuture<byte[]> mine = new CompletableFuture<>();
         CompletableFuture<byte[]> existing = inflight.putIfAbsent(first, mine);
         if (existing != null) {
@@ -264,7 +265,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                 if (next == null) {
                     continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
                 }
-                if (next.compressedOffset() - end > options.maxGap()
+                if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > options.maxGap()
                         || Math.max(end, next.compressedEnd()) - start > unit || isLocal(k)) {
                     break;
                 }

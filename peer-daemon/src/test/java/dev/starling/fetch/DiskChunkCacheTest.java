@@ -111,6 +111,38 @@ class DiskChunkCacheTest {
     }
 
     @Test
+    void chunksOfMountedLayersAreEvictedLast() throws Exception {
+        Path work = Files.createDirectories(dir.resolve("layer"));
+        Path tree = Files.createDirectories(work.resolve("tree"));
+        for (int i = 0; i < 3; i++) {
+            Files.write(tree.resolve("mounted-" + i), random(40 + i, 300_000));
+        }
+        var layer = dev.starling.mount.EStargzImages.convert(tree, work.resolve("layer.esgz"), ConvertOptions.defaults());
+        TocIndex index = EStargzBlob.open(RangeReader.of(Files.readAllBytes(layer.blob())), layer.tocDigest()).index();
+        DiskChunkCache cache = new DiskChunkCache(dir.resolve("cache"), 1_000_000);
+        for (int i = 0; i < 3; i++) {
+            Chunk c = index.chunk(index.lookup("mounted-" + i), 0);
+            cache.put(c, random(40 + i, 300_000));
+        }
+        try (var retained = cache.retain(index)) {
+            Origin origin = new Origin();
+            for (int i = 0; i < 3; i++) {
+                cache.read(origin.add(random(60 + i, 300_000)), origin); // newer, but of no mounted layer
+            }
+            assertTrue(cache.bytes() <= 1_000_000);
+            for (int i = 0; i < 3; i++) {
+                assertArrayEquals(random(40 + i, 300_000), cache.get(index.chunk(index.lookup("mounted-" + i), 0)),
+                        "the mounted layer's chunk " + i + " stayed although it is the least recently used");
+            }
+        }
+        Origin later = new Origin();
+        for (int i = 0; i < 3; i++) {
+            cache.read(later.add(random(80 + i, 300_000)), later);
+        }
+        assertEquals(null, cache.get(index.chunk(index.lookup("mounted-0"), 0)), "unmounted, its chunks go like any other");
+    }
+
+    @Test
     void damagedFileOnDiskIsDetectedAndFetchedAgain() throws Exception {
         Origin origin = new Origin();
         byte[] data = random(3, 50_000);

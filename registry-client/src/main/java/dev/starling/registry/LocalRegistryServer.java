@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit;
  * real registry of the tests. Access is logged as JSON to {@code registry.log}.
  */
 public final class LocalRegistryServer implements AutoCloseable {
-    private final Process process;
+    private Process process;
     private final Path dir;
     private final int port;
 
@@ -54,15 +54,23 @@ public final class LocalRegistryServer implements AutoCloseable {
                 http:
                   addr: 127.0.0.1:%d
                 """.formatted(dir.resolve("storage"), port) + extraConfig);
+        LocalRegistryServer server = new LocalRegistryServer(null, dir, port);
+        server.serve();
+        return server;
+    }
+
+    /** Starts the process (again, after {@link #stop}: same port, same storage) and waits until it answers. */
+    private void serve() throws IOException, InterruptedException {
         Process p;
         try {
             p = new ProcessBuilder("docker-registry", "serve", dir.resolve("config.yml").toString())
-                    .redirectErrorStream(true).redirectOutput(dir.resolve("registry.log").toFile()).start();
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("registry.log").toFile())).start();
         } catch (IOException e) {
             throw new IOException("docker-registry is not installed (Debian package docker-registry; bin/install-deps"
                     + " installs it): " + e.getMessage(), e);
         }
-        LocalRegistryServer server = new LocalRegistryServer(p, dir, port);
+        process = p;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
             if (!p.isAlive()) {
@@ -74,15 +82,27 @@ public final class LocalRegistryServer implements AutoCloseable {
                 c.setConnectTimeout(200);
                 int code = c.getResponseCode();
                 if (code == 200 || code == 401) {
-                    return server;
+                    return;
                 }
             } catch (IOException notYet) {
                 Thread.sleep(50);
             }
         }
-        server.close();
+        close();
         throw new IOException("docker-registry did not start on port " + port + ": "
                 + Files.readString(dir.resolve("registry.log")));
+    }
+
+    /** Stops the registry, keeping its port and storage, to play an outage; {@link #restart} ends it. */
+    public void stop() throws InterruptedException {
+        close();
+    }
+
+    public void restart() throws IOException, InterruptedException {
+        if (process.isAlive()) {
+            throw new IllegalStateException("the registry is running");
+        }
+        serve();
     }
 
     /** {@code 127.0.0.1:PORT}, the registry part of image references. */

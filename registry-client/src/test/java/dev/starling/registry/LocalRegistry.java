@@ -73,6 +73,15 @@ public final class LocalRegistry implements AutoCloseable {
         return ImageReference.parse(host() + "/" + repositoryAndTag);
     }
 
+    /** An outage: the registry stops answering (connection refused) until {@link #restart}. */
+    public void stop() throws InterruptedException {
+        server.stop();
+    }
+
+    public void restart() throws IOException, InterruptedException {
+        server.restart();
+    }
+
     public String log() throws IOException {
         return server.log();
     }
