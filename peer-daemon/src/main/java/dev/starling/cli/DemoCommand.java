@@ -118,7 +118,7 @@ final class DemoCommand implements Callable<Integer> {
             report.problems().forEach(p -> System.out.println("   " + p));
             System.out.printf("   registry egress for steps 4-7 (its access log): %s%n",
                     Sizes.human(registry.blobBytesServed() - servedBefore));
-            System.out.println("next: prefetch, background fetch and peers arrive with the next stages of the daemon");
+            System.out.println("next: peers (chunks from other nodes before the registry) arrive with the next stage of the daemon");
             return report.ok() ? 0 : 1;
         }
     }
@@ -142,6 +142,29 @@ final class DemoCommand implements Callable<Integer> {
             System.out.printf("   cat %s through the mount: %s, %s fetched, %s%n", path, Sizes.human(viaFuse.length),
                     Sizes.human(mount.bytesFetched() - before),
                     java.util.Arrays.equals(viaFuse, expected) ? "same bytes" : "DIFFERENT BYTES");
+            // Meanwhile the background fetch has been pulling the rest of the layer, so that the node
+            // soon needs the registry no more; the state file shows how far it is.
+            dev.starling.fetch.LayerReader layer = mount.layerReaders().getFirst();
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(120);
+            while (!layer.backgroundState().equals("done") && System.nanoTime() < deadline) {
+                sleep(100);
+            }
+            Path stateDir = rootfs.resolve(dev.starling.fuse.StateFile.DIRECTORY);
+            try (var states = Files.list(stateDir)) {
+                for (Path state : states.toList()) {
+                    System.out.printf("   background fetch %s after %.1f s; cat %s:%n     %s", layer.backgroundState(),
+                            (System.nanoTime() - t0) / 1e9, rootfs.relativize(state), Files.readString(state));
+                }
+            }
+        }
+    }
+
+    private static void sleep(long millis) throws IOException {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted");
         }
     }
 
