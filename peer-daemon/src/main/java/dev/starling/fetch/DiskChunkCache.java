@@ -122,8 +122,8 @@ public final class DiskChunkCache {
         }
     }
 
-    /** Stores verified bytes; a failure (a full disk) is logged and counted, never thrown. */
-    public void put(Chunk chunk, byte[] data) throws VerificationException {
+    /** Stores verified bytes; false when that failed (a full disk), which is logged and counted, never thrown. */
+    public boolean put(Chunk chunk, byte[] data) throws VerificationException {
         String hex = hex(chunk);
         Path file = path(hex);
         Path tmp = null;
@@ -142,6 +142,7 @@ public final class DiskChunkCache {
                 totalBytes += data.length - (previous == null ? 0 : previous);
             }
             evict();
+            return true;
         } catch (IOException e) {
             synchronized (this) {
                 writeFailures++;
@@ -155,6 +156,7 @@ public final class DiskChunkCache {
                     // a leftover temp file is removed at the next start
                 }
             }
+            return false;
         }
     }
 

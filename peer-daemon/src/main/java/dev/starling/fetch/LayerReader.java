@@ -51,7 +51,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final FetchOptions options;
     private final Closeable retention;
     private final ConcurrentHashMap<Integer, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
-    /** Chunks this node holds on disk (or fetched; a write to a full disk may not have kept them). */
+    /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
     private final BitSet local = new BitSet();
     private final long totalBytes;
     private long localBytes;
@@ -115,6 +115,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             servedFromDisk.addAndGet(data.length);
             return data;
         }
+        unmarkLocal(chunk); // evicted (the disk tier was smaller than the mounted layers) or found damaged
         try (Closeable ignored = scheduler.foreground()) {
             data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
@@ -294,8 +295,9 @@ public final class LayerReader implements ChunkSource, Closeable {
                     if (keepInMemory) {
                         memory.put(chunk, data);
                     }
-                    disk.put(chunk, data);
-                    markLocal(chunk);
+                    if (disk.put(chunk, data)) {
+                        markLocal(chunk);
+                    }
                     futures.get(i).complete(data);
                 } catch (InvalidBlobException e) {
                     futures.get(i).completeExceptionally(failure(new IOException("layer " + digest + ": " + e.getMessage(), e)));
@@ -333,6 +335,13 @@ public final class LayerReader implements ChunkSource, Closeable {
         if (!local.get(chunk.index())) {
             local.set(chunk.index());
             localBytes += chunk.size();
+        }
+    }
+
+    private synchronized void unmarkLocal(Chunk chunk) {
+        if (local.get(chunk.index())) {
+            local.clear(chunk.index());
+            localBytes -= chunk.size();
         }
     }
 

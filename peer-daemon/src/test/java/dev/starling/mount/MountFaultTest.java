@@ -226,6 +226,25 @@ class MountFaultTest {
     }
 
     @Test
+    void fullCacheDiskStillServesReads() throws Exception {
+        Pushed image = push("full", ConvertOptions.defaults());
+        Path small = Files.createDirectories(dir.resolve("tiny-disk"));
+        dev.starling.estargz.Processes.run(dir, "mount", "-t", "tmpfs", "-o", "size=1m", "starling-test", small.toString());
+        DiskChunkCache fullDisk = new DiskChunkCache(small.resolve("chunks"), 1L << 30);
+        try (ImageMount mount = ImageMount.mount(client, image.ref(), Descriptor.Platform.parse("linux/amd64"),
+                dir.resolve("rootfs"), Files.createDirectories(dir.resolve("work-full")),
+                fullDisk, ON_DEMAND_ONLY, MountOptions.DEFAULTS)) {
+            Path root = dir.resolve("rootfs");
+            assertArrayEquals(big, Files.readAllBytes(root.resolve("data/big.bin")), "40 MiB through a 1 MiB cache disk");
+            assertEquals("config\n", Files.readString(root.resolve("app/config")));
+            assertFalse(state(image).contains("\"error\""), "a full cache disk is not a read error: " + state(image));
+            assertTrue(fullDisk.writeFailures() > 0, "the cache disk really filled up");
+        } finally {
+            dev.starling.estargz.Processes.run(dir, "umount", small.toString());
+        }
+    }
+
+    @Test
     void sequentialReaderGetsChunksAheadRandomReaderDoesNot() throws Exception {
         Pushed image = push("sequential", ConvertOptions.defaults().withChunkSize(1 << 20));
         try (ImageMount mount = mount(image, ON_DEMAND_ONLY)) {
