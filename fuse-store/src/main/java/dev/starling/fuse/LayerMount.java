@@ -45,7 +45,7 @@ public final class LayerMount implements AutoCloseable {
         try {
             fuse.mount("starling", mountPoint, "-o", "ro", "-o", "default_permissions", "-o", "allow_other",
                     "-o", "kernel_cache", "-o", "max_threads=" + options.maxThreads(),
-                    "-o", "fsname=starling:" + name, "-o", "subtype=estargz");
+                    "-o", "fsname=starling:" + name, "-o", "subtype=" + MountTable.LAYER_SUBTYPE);
         } catch (FuseMountFailedException e) {
             throw new IOException("cannot mount " + name + " at " + mountPoint + ": " + e.getMessage(), e);
         }
@@ -53,13 +53,9 @@ public final class LayerMount implements AutoCloseable {
     }
 
     /** A mount whose daemon died answers "Transport endpoint is not connected"; lazily unmount it. */
-    static void clearStaleMount(Path mountPoint) throws IOException {
-        try {
-            Files.readAttributes(mountPoint, "unix:ino");
-        } catch (java.nio.file.NoSuchFileException absent) {
-            return;
-        } catch (IOException stale) {
-            lazyUnmount(mountPoint);
+    static void clearStaleMount(Path mountPoint) {
+        if (MountTable.isDead(mountPoint)) {
+            MountTable.lazyUnmount(mountPoint);
         }
     }
 
@@ -73,20 +69,12 @@ public final class LayerMount implements AutoCloseable {
         try {
             fuse.close();
         } catch (TimeoutException busy) {
-            lazyUnmount(mountPoint);
+            MountTable.lazyUnmount(mountPoint);
             try {
                 fuse.close();
             } catch (TimeoutException e) {
                 throw new IOException("unmounting " + mountPoint + " timed out", e);
             }
-        }
-    }
-
-    private static void lazyUnmount(Path mountPoint) {
-        try {
-            SystemCommand.run("fusermount3", "-u", "-z", mountPoint.toString());
-        } catch (IOException notUnmounted) {
-            // what follows (the mount, or the second close) reports the mount point's state
         }
     }
 }

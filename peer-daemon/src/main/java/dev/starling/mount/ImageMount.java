@@ -10,6 +10,7 @@ import dev.starling.fetch.MemoryChunkCache;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.fuse.LayerMount;
 import dev.starling.fuse.MountOptions;
+import dev.starling.fuse.MountTable;
 import dev.starling.fuse.StateFile;
 import dev.starling.fuse.SystemCommand;
 import dev.starling.registry.Descriptor;
@@ -21,6 +22,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.logging.Logger;
 
 /**
  * An image's eStargz layers mounted lazily, each read through a {@link LayerReader} (memory tier,
@@ -33,6 +35,9 @@ import java.util.List;
 public final class ImageMount implements AutoCloseable {
     /** Shared by the image's layers: decompressed chunks for FUSE's small reads of one chunk. */
     static final long MEMORY_TIER_BYTES = 256L << 20;
+    /** The overlay's source in the mount table: how a target served by `starling mount` is recognised. */
+    static final String OVERLAY_SOURCE = "starling";
+    private static final Logger LOG = Logger.getLogger(ImageMount.class.getName());
 
     private final Path target;
     private final List<LayerMount> layers;
@@ -62,6 +67,7 @@ public final class ImageMount implements AutoCloseable {
     public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
                                    Path target, Path workDir, DiskChunkCache disk, FetchOptions fetchOptions,
                                    MountOptions mountOptions) throws IOException {
+        clearStaleOverlay(target);
         MemoryChunkCache memory = new MemoryChunkCache(MEMORY_TIER_BYTES);
         FetchScheduler scheduler = new FetchScheduler(fetchOptions);
         Manifest manifest = client.manifest(ref);
@@ -113,6 +119,28 @@ public final class ImageMount implements AutoCloseable {
         return image;
     }
 
+    /**
+     * A `starling mount` killed with -9 leaves its overlay at the target over dead layer mounts: both
+     * answer "Transport endpoint is not connected". Clear them; refuse a target a live mount serves.
+     */
+    static void clearStaleOverlay(Path target) throws IOException {
+        for (int stacked = 0; stacked < 16 && MountTable.isDead(target); stacked++) {
+            // --no-canonicalize: resolving the path would stat the dead mount and fail with "not mounted"
+            SystemCommand.run("umount", "-l", "--no-canonicalize", target.toAbsolutePath().normalize().toString());
+        }
+        if (MountTable.isDead(target)) {
+            throw new IOException(target + " is a dead mount that `umount -l` did not clear; unmount it by hand");
+        }
+        var top = MountTable.at(target);
+        if (top.isPresent() && top.get().fsType().equals("overlay") && top.get().source().equals(OVERLAY_SOURCE)) {
+            throw new IOException(target + " is already served by a running `starling mount`; "
+                    + "run `starling umount " + target + "` first");
+        }
+        for (Path cleared : MountTable.clearDeadLayerMounts()) {
+            LOG.info("cleared the dead layer mount " + cleared + " a killed daemon left");
+        }
+    }
+
     private void overlay(Path workDir) throws IOException {
         Files.createDirectories(target);
         // overlayfs without an upper dir needs two lower dirs: an empty one at the bottom serves single-layer images.
@@ -122,7 +150,7 @@ public final class ImageMount implements AutoCloseable {
             lower.append(layers.get(i).mountPoint()).append(':');
         }
         lower.append(empty);
-        SystemCommand.run("mount", "-t", "overlay", "starling", "-o", "ro,lowerdir=" + lower, target.toString());
+        SystemCommand.run("mount", "-t", "overlay", OVERLAY_SOURCE, "-o", "ro,lowerdir=" + lower, target.toString());
         overlaid = true;
     }
 
@@ -147,15 +175,7 @@ public final class ImageMount implements AutoCloseable {
 
     /** Whether the overlay is still mounted at the target (someone may have run `starling umount`). */
     public boolean mounted() throws IOException {
-        String mountInfo = Files.readString(Path.of("/proc/self/mountinfo"));
-        String t = target.toAbsolutePath().toString().replace(" ", "\\040");
-        for (String line : mountInfo.split("\n")) {
-            String[] f = line.split(" ");
-            if (f.length > 4 && f[4].equals(t)) {
-                return true;
-            }
-        }
-        return false;
+        return MountTable.at(target).map(e -> e.source().equals(OVERLAY_SOURCE)).orElse(false);
     }
 
     @Override

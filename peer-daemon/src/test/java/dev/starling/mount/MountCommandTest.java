@@ -105,6 +105,85 @@ class MountCommandTest {
         }
     }
 
+    /** kill -9 leaves an overlay over dead layer mounts at DIR; the next `starling mount DIR` clears them and serves. */
+    @Test
+    void mountAfterAKilledDaemonClearsItsDeadMounts() throws Exception {
+        Files.createDirectories(dir.resolve("tree/etc"));
+        Files.writeString(dir.resolve("tree/etc/os-release"), "killed\n");
+        Processes.run(dir, "tar", "-C", "tree", "-czf", "layer.tar.gz", ".");
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+             RegistryClient client = RegistryClient.anonymous()) {
+            ImageReference src = registry.ref("mount/killed:v1");
+            pushImage(client, src, List.of(dir.resolve("layer.tar.gz")));
+            ImageReference esgz = registry.ref("mount/killed:esgz");
+            new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE).convert(src, esgz, null);
+            Path target = dir.resolve("rootfs");
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            Process daemon = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                    System.getProperty("java.class.path"), StarlingCli.class.getName(), "mount", "--cache-dir",
+                    dir.resolve("chunks").toString(), esgz.toString(), target.toString())
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("killed.log").toFile()).start();
+            try {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (!Files.exists(target.resolve("etc/os-release")) && daemon.isAlive() && System.nanoTime() < deadline) {
+                    Thread.sleep(50);
+                }
+                assertEquals("killed\n", Files.readString(target.resolve("etc/os-release")),
+                        () -> "the first daemon serves: " + log(dir.resolve("killed.log")));
+            } finally {
+                daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+            assertTrue(isDead(target), "kill -9 leaves the overlay behind, dead");
+            assertEquals(2, deadMountsOfTheKilledImage(), "the overlay and the layer mount under it");
+
+            CompletableFuture<Integer> again = CompletableFuture.supplyAsync(
+                    () -> StarlingCli.run("mount", "--cache-dir", dir.resolve("chunks").toString(), esgz.toString(),
+                            target.toString()));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            // the dead overlay still answers lookups from the dentry cache; only opening a file fails
+            while ((isDead(target) || !Files.exists(target.resolve("etc/os-release"))) && !again.isDone()
+                    && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            try {
+                assertEquals("killed\n", Files.readString(target.resolve("etc/os-release")));
+                assertEquals(0, deadMountsOfTheKilledImage(), "the dead overlay and layer mount were cleared");
+                assertEquals(1, StarlingCli.run("mount", "--cache-dir", dir.resolve("chunks").toString(), esgz.toString(),
+                        target.toString()), "a target a live mount serves is refused, not stacked on");
+            } finally {
+                assertEquals(0, StarlingCli.run("umount", target.toString()));
+            }
+            assertEquals(0, again.get(30, TimeUnit.SECONDS));
+            assertFalse(Files.readString(Path.of("/proc/self/mountinfo")).contains(target.toString()), "nothing left at DIR");
+        }
+    }
+
+    private static boolean isDead(Path p) {
+        try {
+            Files.readAttributes(p, "unix:ino");
+            return false;
+        } catch (java.io.IOException e) {
+            return e.getMessage() != null && e.getMessage().contains("not connected");
+        }
+    }
+
+    /** Mounts of this test's image (its one layer mount, the overlay at DIR) whose daemon is gone. */
+    private long deadMountsOfTheKilledImage() throws java.io.IOException {
+        return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                .filter(l -> l.contains("starling:mount/killed") || l.contains(" " + dir.resolve("rootfs") + " "))
+                .map(l -> Path.of(l.split(" ")[4]))
+                .filter(MountCommandTest::isDead)
+                .count();
+    }
+
+    private static String log(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (java.io.IOException e) {
+            return "(no log)";
+        }
+    }
+
     static void pushImage(RegistryClient client, ImageReference ref, List<Path> layers) throws Exception {
         StringBuilder descriptors = new StringBuilder();
         StringBuilder diffIds = new StringBuilder();

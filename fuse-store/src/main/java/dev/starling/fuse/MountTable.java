@@ -1,0 +1,116 @@
+package dev.starling.fuse;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * This process's view of the mount table ({@code /proc/self/mountinfo}), and the clean-up of mounts
+ * a killed daemon left behind: its FUSE mounts answer "Transport endpoint is not connected", and
+ * so does an overlay stacked on them.
+ */
+public final class MountTable {
+    /** Every layer mount is FUSE with this subtype, so the mount table tells them apart. */
+    static final String LAYER_SUBTYPE = "estargz";
+    public static final String LAYER_FS_TYPE = "fuse." + LAYER_SUBTYPE;
+
+    /** One line of mountinfo: where, what type, and the source (FUSE fsname or mount's source argument). */
+    public record Entry(Path mountPoint, String fsType, String source) {
+    }
+
+    private MountTable() {
+    }
+
+    /** Every mount, in mount order (a later entry at the same point is stacked on the earlier). */
+    public static List<Entry> read() throws IOException {
+        List<Entry> entries = new ArrayList<>();
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            // id parent major:minor root mount-point options [optional fields...] - fstype source super-options
+            String[] f = line.split(" ");
+            int separator = List.of(f).indexOf("-");
+            if (f.length > 4 && separator > 4 && separator + 2 < f.length) {
+                entries.add(new Entry(Path.of(unescape(f[4])), f[separator + 1], unescape(f[separator + 2])));
+            }
+        }
+        return entries;
+    }
+
+    /** The topmost mount at {@code path}, if it is a mount point. */
+    public static Optional<Entry> at(Path path) throws IOException {
+        Path p = path.toAbsolutePath().normalize();
+        Entry top = null;
+        for (Entry e : read()) {
+            if (e.mountPoint().equals(p)) {
+                top = e;
+            }
+        }
+        return Optional.ofNullable(top);
+    }
+
+    /** Whether {@code path} exists but cannot be looked at: a mount whose daemon died. */
+    public static boolean isDead(Path path) {
+        try {
+            Files.readAttributes(path, "unix:ino");
+            return false;
+        } catch (NoSuchFileException absent) {
+            return false;
+        } catch (IOException notConnected) {
+            return true;
+        }
+    }
+
+    /** Lazily unmounts every layer mount whose daemon died; returns their mount points. */
+    public static List<Path> clearDeadLayerMounts() throws IOException {
+        List<Path> cleared = new ArrayList<>();
+        for (Entry e : read()) {
+            if (e.fsType().equals(LAYER_FS_TYPE) && isDead(e.mountPoint())) {
+                lazyUnmount(e.mountPoint());
+                cleared.add(e.mountPoint());
+            }
+        }
+        return cleared;
+    }
+
+    /** Detaches a FUSE mount now; it goes away for good once nothing holds files open in it. */
+    static void lazyUnmount(Path mountPoint) {
+        try {
+            SystemCommand.run("fusermount3", "-u", "-z", mountPoint.toString());
+        } catch (IOException notUnmounted) {
+            // what follows (a mount, a close) reports the mount point's state
+        }
+    }
+
+    /** mountinfo escapes space, tab, newline and backslash as octal ({@code \040}). */
+    private static String unescape(String field) {
+        if (field.indexOf('\\') < 0) {
+            return field;
+        }
+        StringBuilder out = new StringBuilder(field.length());
+        for (int i = 0; i < field.length(); i++) {
+            char c = field.charAt(i);
+            if (c == '\\' && isOctal(field, i + 1)) {
+                out.append((char) Integer.parseInt(field.substring(i + 1, i + 4), 8));
+                i += 3;
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
+    }
+
+    private static boolean isOctal(String s, int from) {
+        if (from + 3 > s.length()) {
+            return false;
+        }
+        for (int i = from; i < from + 3; i++) {
+            if (s.charAt(i) < '0' || s.charAt(i) > '7') {
+                return false;
+            }
+        }
+        return true;
+    }
+}
