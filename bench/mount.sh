@@ -19,10 +19,11 @@ work="$(mktemp -d /tmp/starling-bench-mount.XXXXXX)"
 mnt="$work/mnt"
 cleanup() {
   if mountpoint -q "$mnt" 2>/dev/null; then "$root/bin/starling" umount "$mnt" > /dev/null 2>&1 || umount -l "$mnt"; fi
-  wait 2>/dev/null || true
+  if [ -n "$mount_pid" ]; then wait "$mount_pid" 2>/dev/null || true; fi   # not a bare wait: the registry is a job too
   stop_local_registry
   rm -rf "$work"
 }
+mount_pid=""
 trap cleanup EXIT
 start_local_registry "$work"
 reg="$LOCAL_REGISTRY"
@@ -117,6 +118,7 @@ mbps() { awk -v s="$1" 'BEGIN {printf "%.0f", 1073.741824 / s}'; }
 timed_read() { local t0 t1; t0=$(now); dd if="$1" of=/dev/null bs=1M status=none; t1=$(now); echo "$t1 - $t0" | bc; }
 mount_bg() { # CACHE: the random image, no background fetch (reads are what is measured)
   starling mount --no-background-fetch --cache-dir "$1" "$reg/bench/random:esgz" "$mnt" > "$work/mount.log" 2>&1 &
+  mount_pid=$!
   until [ -e "$mnt/data/a.bin" ]; do sleep 0.01; done
 }
 cold=(); warm=(); hot=(); local_cold=(); local_hot=()
@@ -125,10 +127,10 @@ for i in $(seq "$runs"); do
   mount_bg "$cache"; drop_caches
   cold+=("$(timed_read "$mnt/data/a.bin")")
   hot+=("$(timed_read "$mnt/data/a.bin")")
-  starling umount "$mnt" > /dev/null; wait
+  starling umount "$mnt" > /dev/null; wait "$mount_pid"
   mount_bg "$cache"; drop_caches
   warm+=("$(timed_read "$mnt/data/a.bin")")
-  starling umount "$mnt" > /dev/null; wait
+  starling umount "$mnt" > /dev/null; wait "$mount_pid"
   rm -rf "$cache"
   drop_caches
   local_cold+=("$(timed_read "$work/random/data/a.bin")")
