@@ -13,6 +13,14 @@ public interface ChunkSource {
     byte[] read(Chunk chunk) throws IOException;
 
     /**
+     * {@link #read(Chunk)} for a caller that will use only {@code bytesUsed} of the chunk's bytes (a
+     * FUSE read of 128 KiB from a 4 MiB chunk), so a source that counts bytes served counts those.
+     */
+    default byte[] read(Chunk chunk, long bytesUsed) throws IOException {
+        return read(chunk);
+    }
+
+    /**
      * A hint that {@code upcoming} will be read soon (a reader going through a file in order): a
      * source that can fetch them in the background, in parallel, should start now. Never blocks.
      */

@@ -291,9 +291,9 @@ public final class LayerFileSystem implements FuseOperations {
             readAheadIfSequential(of, offset, end);
             while (pos < end) {
                 Chunk chunk = index.chunk(file, index.chunkIndexAt(file, pos));
-                byte[] data = chunks.read(chunk);
                 int from = (int) (pos - chunk.fileOffset());
-                int n = (int) Math.min(data.length - from, end - pos);
+                int n = (int) Math.min(chunk.size() - from, end - pos);
+                byte[] data = chunks.read(chunk, n);
                 buf.put(data, from, n);
                 pos += n;
             }
@@ -329,10 +329,15 @@ public final class LayerFileSystem implements FuseOperations {
             if (c.fileOffset() >= until) {
                 break;
             }
-            upcoming.add(c);
+            if (c.fileOffset() >= of.aheadUntil) { // a chunk that starts before was asked for already
+                upcoming.add(c);
+            }
         }
-        of.aheadUntil = until;
-        chunks.readAhead(upcoming);
+        if (!upcoming.isEmpty()) {
+            Chunk last = upcoming.getLast();
+            of.aheadUntil = last.fileOffset() + last.size();
+            chunks.readAhead(upcoming);
+        }
     }
 
     @Override

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeoutException;
+import java.util.logging.Logger;
 import org.cryptomator.jfuse.api.Fuse;
 import org.cryptomator.jfuse.api.FuseBuilder;
 import org.cryptomator.jfuse.api.FuseMountFailedException;
@@ -17,6 +18,7 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
  * process cleared first. Closing unmounts.
  */
 public final class LayerMount implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(LayerMount.class.getName());
     static final String LIBFUSE = "/usr/lib/x86_64-linux-gnu/libfuse3.so.3";
 
     private final Fuse fuse;
@@ -49,7 +51,22 @@ public final class LayerMount implements AutoCloseable {
         } catch (FuseMountFailedException e) {
             throw new IOException("cannot mount " + name + " at " + mountPoint + ": " + e.getMessage(), e);
         }
+        setKernelReadAhead(mountPoint, options.kernelReadAheadBytes());
         return new LayerMount(fuse, mountPoint);
+    }
+
+    /**
+     * FUSE's init can only lower the kernel's readahead below the 128 KiB default, so it is raised
+     * where an administrator would: {@code /sys/class/bdi/MAJOR:MINOR/read_ahead_kb}. Best effort.
+     */
+    private static void setKernelReadAhead(Path mountPoint, long bytes) {
+        try {
+            String device = MountTable.at(mountPoint).orElseThrow(() -> new IOException("not in the mount table"))
+                    .device();
+            Files.writeString(Path.of("/sys/class/bdi", device, "read_ahead_kb"), Long.toString(bytes >> 10));
+        } catch (IOException | RuntimeException e) {
+            LOG.warning("cannot set the kernel readahead of " + mountPoint + " (sequential reads are slower): " + e);
+        }
     }
 
     /** A mount whose daemon died answers "Transport endpoint is not connected"; lazily unmount it. */

@@ -18,8 +18,11 @@ public final class MountTable {
     static final String LAYER_SUBTYPE = "estargz";
     public static final String LAYER_FS_TYPE = "fuse." + LAYER_SUBTYPE;
 
-    /** One line of mountinfo: where, what type, and the source (FUSE fsname or mount's source argument). */
-    public record Entry(Path mountPoint, String fsType, String source) {
+    /**
+     * One line of mountinfo: where, the device ({@code major:minor}, which names the mount's
+     * {@code /sys/class/bdi} entry), what type, and the source (FUSE fsname, or mount's source argument).
+     */
+    public record Entry(Path mountPoint, String device, String fsType, String source) {
     }
 
     private MountTable() {
@@ -33,7 +36,7 @@ public final class MountTable {
             String[] f = line.split(" ");
             int separator = List.of(f).indexOf("-");
             if (f.length > 4 && separator > 4 && separator + 2 < f.length) {
-                entries.add(new Entry(Path.of(unescape(f[4])), f[separator + 1], unescape(f[separator + 2])));
+                entries.add(new Entry(Path.of(unescape(f[4])), f[2], f[separator + 1], unescape(f[separator + 2])));
             }
         }
         return entries;

@@ -204,6 +204,24 @@ class LayerMountTest {
         }
     }
 
+    /** The kernel's page-cache readahead for the mount is raised from its 128 KiB default. */
+    @Test
+    void kernelReadAheadIsRaised() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("ra"));
+        Files.writeString(tree.resolve("f"), "f");
+        Path blob = dir.resolve("ra.esgz");
+        ConvertResult r = Converter.convert(tar(tree, "ra.tar"), blob, ConvertOptions.defaults());
+        try (RangeReader reader = RangeReader.open(blob)) {
+            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+            try (LayerMount m = LayerMount.mount(opened.index(), opened::readChunk, dir.resolve("mnt-ra"), "ra", null,
+                    MountOptions.DEFAULTS)) {
+                String device = MountTable.at(m.mountPoint()).orElseThrow().device();
+                assertEquals(String.valueOf(MountOptions.DEFAULTS.kernelReadAheadBytes() >> 10),
+                        Files.readString(Path.of("/sys/class/bdi", device, "read_ahead_kb")).strip());
+            }
+        }
+    }
+
     @Test
     void whiteoutsAndOpaqueDirectoriesWorkThroughARealOverlay() throws Exception {
         Path lower = Files.createDirectories(dir.resolve("lower"));

@@ -51,6 +51,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final FetchOptions options;
     private final Closeable retention;
     private final ConcurrentHashMap<Integer, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+    /** Chunks queued on the read-ahead threads and not yet done. */
+    private final java.util.Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
     /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
     private final BitSet local = new BitSet();
     private final long totalBytes;
@@ -103,41 +105,64 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     @Override
     public byte[] read(Chunk chunk) throws IOException {
+        return read(chunk, chunk.size());
+    }
+
+    /** Counts {@code bytesUsed} as served by the tier that answered. */
+    @Override
+    public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
         byte[] data = memory.get(chunk);
         if (data != null) {
-            servedFromMemory.addAndGet(data.length);
+            servedFromMemory.addAndGet(bytesUsed);
             return data;
         }
-        data = disk.get(chunk);
-        if (data != null) {
-            memory.put(chunk, data);
-            markLocal(chunk);
-            servedFromDisk.addAndGet(data.length);
-            return data;
-        }
-        unmarkLocal(chunk); // evicted (the disk tier was smaller than the mounted layers) or found damaged
+        // Through fetch() even when the chunk is on disk: the kernel asks for a chunk's 1 MiB pieces
+        // at once, and one of them should load and verify it, not each.
+        boolean local = isLocal(chunk.index());
         try (Closeable ignored = scheduler.foreground()) {
             data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
-        servedFromRegistry.addAndGet(data.length);
+        (local ? servedFromDisk : servedFromRegistry).addAndGet(bytesUsed);
         return data;
     }
 
+    /** The chunk from the disk tier, now also in memory; null when the disk tier lacks it. */
+    private byte[] fromDisk(Chunk chunk) throws IOException {
+        byte[] data = disk.get(chunk);
+        if (data == null) {
+            unmarkLocal(chunk); // evicted (the disk tier was smaller than the mounted layers) or found damaged
+            return null;
+        }
+        memory.put(chunk, data);
+        markLocal(chunk);
+        return data;
+    }
+
+    /**
+     * Brings each upcoming chunk into the memory tier on the read-ahead threads (from the disk tier
+     * when local, else fetched). Each chunk is queued once, however often it is hinted, so the threads
+     * work on different chunks rather than all waiting on the same one.
+     */
     @Override
     public void readAhead(List<Chunk> upcoming) {
         for (Chunk c : upcoming) {
-            if (!isLocal(c.index()) && !inflight.containsKey(c.index())) {
-                scheduler.readAhead(() -> {
-                    if (closed || isLocal(c.index()) || memory.get(c) != null) {
+            if (memory.get(c) != null || inflight.containsKey(c.index()) || !queuedAhead.add(c.index())) {
+                continue;
+            }
+            scheduler.readAhead(() -> {
+                try {
+                    if (closed || memory.get(c) != null) {
                         return;
                     }
                     try (Closeable ignored = scheduler.foreground()) {
                         await(fetch(c.index(), options.fetchUnit(), Long.MAX_VALUE, true));
-                    } catch (IOException failed) {
-                        // recorded by fetch; the reader's own read tries again
                     }
-                });
-            }
+                } catch (IOException failed) {
+                    // recorded by fetch; the reader's own read tries again
+                } finally {
+                    queuedAhead.remove(c.index());
+                }
+            });
         }
     }
 
@@ -253,7 +278,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             futures.add(mine);
             byte[] cached = memory.get(c); // it may have arrived between the caller's look and our claim
             if (cached == null && isLocal(first)) {
-                cached = disk.get(c);
+                cached = fromDisk(c);
             }
             if (cached != null) {
                 mine.complete(cached);
@@ -290,8 +315,10 @@ public final class LayerReader implements ChunkSource, Closeable {
             for (int i = 0; i < span.size(); i++) {
                 Chunk chunk = span.get(i);
                 try {
-                    byte[] data = decoder.decode(chunk, Arrays.copyOfRange(bytes, (int) (chunk.compressedOffset() - start),
-                            (int) (chunk.compressedEnd() - start)));
+                    byte[] member = span.size() == 1 ? bytes // the common case for large files: no 4 MiB copy
+                            : Arrays.copyOfRange(bytes, (int) (chunk.compressedOffset() - start),
+                                    (int) (chunk.compressedEnd() - start));
+                    byte[] data = decoder.decode(chunk, member);
                     if (keepInMemory) {
                         memory.put(chunk, data);
                     }

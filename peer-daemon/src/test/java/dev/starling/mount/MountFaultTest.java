@@ -265,6 +265,10 @@ class MountFaultTest {
             String ahead = awaitState(image, s -> field(s, "localBytes") >= afterRandom + (20L << 20));
             assertTrue(field(ahead, "fetchRequests") > 8, ahead);
             assertArrayEquals(big, Files.readAllBytes(root.resolve("data/big.bin")));
+            String done = state(image);
+            long served = field(done, "memory") + field(done, "disk") + field(done, "registry");
+            assertTrue(served >= big.length && served <= big.length + (4 << 20),
+                    "bytesServed counts the bytes reads took (the page cache answers re-reads), not whole chunks: " + done);
         }
     }
 }

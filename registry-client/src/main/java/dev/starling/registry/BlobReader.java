@@ -134,6 +134,9 @@ final class BlobReader {
                 throw new RegistryException("blob " + digest + ": the response did not cover bytes " + r.http(), 206);
             }
             int from = (int) (r.offset() - floor.getKey());
+            if (from == 0 && floor.getValue().length == r.length()) {
+                return floor.getValue(); // what was asked for is what came: no copy (callers only read it)
+            }
             return Arrays.copyOfRange(floor.getValue(), from, from + r.length());
         }
     }
@@ -183,6 +186,10 @@ final class BlobReader {
                         Matcher m = contentRange(part.headers().get("Content-Range"), digest);
                         long start = Long.parseLong(m.group(1));
                         long length = Long.parseLong(m.group(2)) - start + 1;
+                        if (asked.stream().noneMatch(a -> start >= a.offset() && start + length <= a.end())) {
+                            throw new RegistryException("asked for bytes " + asked.stream().map(ByteRange::http).toList()
+                                    + " of blob " + digest + " but the registry sent a part of " + m.group(0), 206);
+                        }
                         data.pieces.put(start, readExactly(part.body().inputStream(), length, digest, start));
                     }
                 }
@@ -218,9 +225,10 @@ final class BlobReader {
         if (length > Integer.MAX_VALUE) {
             throw new RegistryException("blob " + digest + ": a range of " + length + " bytes is too large", 206);
         }
-        byte[] out = in.readNBytes((int) length);
-        if (out.length != length) {
-            throw new EOFException("blob " + digest + ": the connection ended after " + out.length + " of "
+        byte[] out = new byte[(int) length]; // one copy; readNBytes(int) gathers 16 KiB pieces and copies again
+        int n = in.readNBytes(out, 0, out.length);
+        if (n != length) {
+            throw new EOFException("blob " + digest + ": the connection ended after " + n + " of "
                     + length + " bytes at offset " + offset);
         }
         return out;
