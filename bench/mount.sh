@@ -6,7 +6,8 @@
 #      for a ~560 MB image of two JDKs and for an image with two 1 GiB files of random data;
 #   2. sequential read of a 1 GiB file through the mount (dd bs=1M): cold (from the registry),
 #      warm (from the disk tier, page cache dropped), hot (page cache), against cat of the same
-#      bytes from a local file (page cache dropped, then hot);
+#      bytes from a local file (page cache dropped, then hot), and against curl of the layer blob
+#      (what the registry and loopback deliver here, dropped cache);
 #   3. the daemon's RSS and heap with an image of 20,000+ entries mounted and walked.
 # Both tools pull the same eStargz image (it is a valid tar.gz image too). The page cache is dropped
 # before every cold measurement. Prints medians of RUNS runs (default 3).
@@ -121,7 +122,10 @@ mount_bg() { # CACHE: the random image, no background fetch (reads are what is m
   mount_pid=$!
   until [ -e "$mnt/data/a.bin" ]; do sleep 0.01; done
 }
-cold=(); warm=(); hot=(); local_cold=(); local_hot=()
+random_blob="http://$reg/v2/bench/random/blobs/$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$reg/v2/bench/random/manifests/esgz" | python3 -c 'import json, sys; print(json.load(sys.stdin)["layers"][0]["digest"])')"
+curl_mbps() { drop_caches; curl -sf -o /dev/null -w '%{speed_download}\n' "$random_blob" | awk '{printf "%.0f\n", $1 / 1e6}'; }
+cold=(); warm=(); hot=(); local_cold=(); local_hot=(); wire=()
 for i in $(seq "$runs"); do
   cache="$work/seq-cache-$i"
   mount_bg "$cache"; drop_caches
@@ -135,6 +139,7 @@ for i in $(seq "$runs"); do
   drop_caches
   local_cold+=("$(timed_read "$work/random/data/a.bin")")
   local_hot+=("$(timed_read "$work/random/data/a.bin")")
+  wire+=("$(curl_mbps)")
 done
 med() { printf '%s\n' "$@" | median; }
 echo
@@ -145,6 +150,7 @@ printf "%-58s %8s\n" "starling, warm: chunks from the disk tier" "$(mbps "$(med 
 printf "%-58s %8s\n" "starling, hot: page cache" "$(mbps "$(med "${hot[@]}")")"
 printf "%-58s %8s\n" "cat of a local file, page cache dropped" "$(mbps "$(med "${local_cold[@]}")")"
 printf "%-58s %8s\n" "cat of a local file, hot" "$(mbps "$(med "${local_hot[@]}")")"
+printf "%-58s %8s\n" "curl of the layer blob (2 GiB; the network's speed here)" "$(med "${wire[@]}")"
 
 # --- 3. memory with 20,000+ entries -------------------------------------------------------------
 "$root/bin/starling" mount --no-background-fetch --cache-dir "$work/many-cache" "$reg/bench/many:esgz" "$mnt" \
