@@ -179,13 +179,10 @@ class LayerMountTest {
     /** The state file is reachable by name, hidden from listings, and read afresh each time (no stale page cache). */
     @Test
     void stateFileIsHiddenAndAlwaysCurrent() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("tree"));
-        Files.writeString(tree.resolve("hello"), "hello\n");
-        Path blob = dir.resolve("state.esgz");
-        ConvertResult r = Converter.convert(tar(tree, "state.tar"), blob, ConvertOptions.defaults());
+        OneFileLayer layer = oneFileLayer("state", "hello", "hello\n");
         java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
-        try (RangeReader reader = RangeReader.open(blob)) {
-            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+        try (RangeReader reader = RangeReader.open(layer.blob())) {
+            EStargzBlob opened = EStargzBlob.open(reader, layer.tocDigest());
             StateFile state = new StateFile("sha256:abc.json",
                     () -> ("{\"reads\":" + reads.get() + "}\n").getBytes(StandardCharsets.UTF_8));
             try (LayerMount m = LayerMount.mount(opened.index(), chunk -> {
@@ -207,12 +204,9 @@ class LayerMountTest {
     /** The kernel's page-cache readahead for the mount is raised from its 128 KiB default. */
     @Test
     void kernelReadAheadIsRaised() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("ra"));
-        Files.writeString(tree.resolve("f"), "f");
-        Path blob = dir.resolve("ra.esgz");
-        ConvertResult r = Converter.convert(tar(tree, "ra.tar"), blob, ConvertOptions.defaults());
-        try (RangeReader reader = RangeReader.open(blob)) {
-            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+        OneFileLayer layer = oneFileLayer("ra", "f", "f");
+        try (RangeReader reader = RangeReader.open(layer.blob())) {
+            EStargzBlob opened = EStargzBlob.open(reader, layer.tocDigest());
             try (LayerMount m = LayerMount.mount(opened.index(), opened::readChunk, dir.resolve("mnt-ra"), "ra", null,
                     MountOptions.DEFAULTS)) {
                 String device = MountTable.at(m.mountPoint()).orElseThrow().device();
@@ -260,6 +254,17 @@ class LayerMountTest {
         }
     }
 
+    private record OneFileLayer(Path blob, String tocDigest) {
+    }
+
+    /** An eStargz blob of a one-file tree, converted with the defaults. */
+    private OneFileLayer oneFileLayer(String name, String file, String content) throws Exception {
+        Path tree = Files.createDirectories(dir.resolve(name + "-tree"));
+        Files.writeString(tree.resolve(file), content);
+        Path blob = dir.resolve(name + ".esgz");
+        return new OneFileLayer(blob, Converter.convert(tar(tree, name + ".tar"), blob, ConvertOptions.defaults()).tocDigest());
+    }
+
     static List<String> names(Path directory) throws IOException {
         try (var entries = Files.list(directory)) {
             return entries.map(p -> p.getFileName().toString()).sorted().toList();
@@ -268,14 +273,11 @@ class LayerMountTest {
 
     @Test
     void staleMountOfAKilledDaemonIsClearedBeforeMounting() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("small"));
-        Files.writeString(tree.resolve("f"), "fresh");
-        Path blob = dir.resolve("small.esgz");
-        ConvertResult r = Converter.convert(tar(tree, "small.tar"), blob, ConvertOptions.defaults());
+        OneFileLayer layer = oneFileLayer("small", "f", "fresh");
         Path mnt = dir.resolve("stale");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Process daemon = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), MountMain.class.getName(), blob.toString(), r.tocDigest(),
+                System.getProperty("java.class.path"), MountMain.class.getName(), layer.blob().toString(), layer.tocDigest(),
                 mnt.toString()).redirectErrorStream(true).start();
         try {
             String line = new java.io.BufferedReader(new java.io.InputStreamReader(daemon.getInputStream())).readLine();
@@ -286,8 +288,8 @@ class LayerMountTest {
         }
         IOException dead = assertThrows(IOException.class, () -> Files.readString(mnt.resolve("f")));
         assertTrue(dead.getMessage().contains("not connected"), dead.getMessage());
-        try (RangeReader reader = RangeReader.open(blob)) {
-            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+        try (RangeReader reader = RangeReader.open(layer.blob())) {
+            EStargzBlob opened = EStargzBlob.open(reader, layer.tocDigest());
             try (LayerMount again = LayerMount.mount(opened.index(), opened::readChunk, mnt, "again")) {
                 assertEquals("fresh", Files.readString(mnt.resolve("f")));
             }
