@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -52,7 +53,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final Closeable retention;
     private final ConcurrentHashMap<Integer, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
     /** Chunks queued on the read-ahead threads and not yet done. */
-    private final java.util.Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
+    private final Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
     /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
     private final BitSet local = new BitSet();
     private final long totalBytes;
@@ -126,7 +127,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         return data;
     }
 
-    /** The chunk from the disk tier, now also in memory; null when the disk tier lacks it. */
+    /** A chunk marked local, from the disk tier and now also in memory; null when the disk tier lacks it. */
     private byte[] fromDisk(Chunk chunk) throws IOException {
         byte[] data = disk.get(chunk);
         if (data == null) {
@@ -134,7 +135,6 @@ public final class LayerReader implements ChunkSource, Closeable {
             return null;
         }
         memory.put(chunk, data);
-        markLocal(chunk);
         return data;
     }
 

@@ -131,8 +131,7 @@ public final class ImageMount implements AutoCloseable {
         if (MountTable.isDead(target)) {
             throw new IOException(target + " is a dead mount that `umount -l` did not clear; unmount it by hand");
         }
-        var top = MountTable.at(target);
-        if (top.isPresent() && top.get().fsType().equals("overlay") && top.get().source().equals(OVERLAY_SOURCE)) {
+        if (MountTable.at(target).filter(ImageMount::isStarlingOverlay).isPresent()) {
             throw new IOException(target + " is already served by a running `starling mount`; "
                     + "run `starling umount " + target + "` first");
         }
@@ -175,7 +174,11 @@ public final class ImageMount implements AutoCloseable {
 
     /** Whether the overlay is still mounted at the target (someone may have run `starling umount`). */
     public boolean mounted() throws IOException {
-        return MountTable.at(target).map(e -> e.source().equals(OVERLAY_SOURCE)).orElse(false);
+        return MountTable.at(target).filter(ImageMount::isStarlingOverlay).isPresent();
+    }
+
+    private static boolean isStarlingOverlay(MountTable.Entry mount) {
+        return mount.fsType().equals("overlay") && mount.source().equals(OVERLAY_SOURCE);
     }
 
     @Override
