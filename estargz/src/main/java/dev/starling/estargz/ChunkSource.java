@@ -21,6 +21,15 @@ public interface ChunkSource {
     }
 
     /**
+     * The chunk's bytes when this node has them at hand (memory, local disk), or null when they must
+     * come over the network: a caller with few threads can then refuse to let slow remote reads take
+     * them all. A source that cannot tell returns null.
+     */
+    default byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
+        return null;
+    }
+
+    /**
      * A hint that {@code upcoming} will be read soon (a reader going through a file in order): a
      * source that can fetch them in the background, in parallel, should start now. Never blocks.
      */

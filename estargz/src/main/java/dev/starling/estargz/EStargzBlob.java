@@ -9,8 +9,9 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.List;
-import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
+import java.util.zip.InflaterInputStream;
+import java.util.zip.ZipException;
 
 /**
  * An opened eStargz (or stargz, or zstd:chunked) blob: footer decoded, TOC fetched, hashed,
@@ -36,10 +37,21 @@ public final class EStargzBlob {
         this.decoder = new ChunkDecoder(footer.format());
     }
 
-    /** The TOC as stored: its footer, its exact JSON bytes and their digest. */
-    public record RawToc(Footer footer, byte[] json, String digest) {
+    /**
+     * The TOC as stored: its footer, its compressed member and the digest of the JSON inside. The
+     * JSON is never held whole: a small member can inflate to hundreds of MB, so it is hashed as it
+     * inflates, and parsed (bounded by {@link ReaderLimits}) as it inflates again, after the digest
+     * was checked against the manifest.
+     */
+    public record RawToc(Footer footer, byte[] compressed, String digest, ReaderLimits limits) {
         public List<TocEntry> entries() throws InvalidBlobException {
-            return TocJson.parse(json);
+            try (InputStream json = jsonStream(footer, compressed, limits)) {
+                return TocJson.parse(json, limits);
+            } catch (InvalidBlobException e) {
+                throw e;
+            } catch (IOException e) {
+                throw new InvalidBlobException("cannot read the TOC: " + e.getMessage(), e);
+            }
         }
     }
 
@@ -67,7 +79,7 @@ public final class EStargzBlob {
         return new EStargzBlob(reader, raw.footer(), raw.digest(), index);
     }
 
-    /** Finds, fetches and decompresses the TOC (compat doc section 1.4), and hashes its JSON. */
+    /** Finds and fetches the TOC (compat doc section 1.4), and hashes its JSON as it decompresses. */
     public static RawToc readToc(RangeReader reader, ReaderLimits limits) throws IOException {
         long size = reader.size();
         int window = (int) Math.min(size, TAIL_WINDOW);
@@ -83,70 +95,99 @@ public final class EStargzBlob {
                 ? Arrays.copyOfRange(tail, (int) (footer.tocOffset() - windowStart),
                         (int) (footer.tocOffset() - windowStart) + tocLength)
                 : reader.read(footer.tocOffset(), tocLength);
-        byte[] json = footer.format() == Footer.Format.ZSTD_CHUNKED
-                ? zstdToc(compressed, footer, limits)
-                : gzipToc(compressed, limits);
-        return new RawToc(footer, json, Digests.format(Digests.sha256(json, 0, json.length)));
+        MessageDigest sha = Digests.sha256();
+        try (InputStream json = jsonStream(footer, compressed, limits)) {
+            byte[] buf = new byte[64 * 1024];
+            for (int n; (n = json.read(buf)) > 0; ) {
+                sha.update(buf, 0, n);
+            }
+        }
+        return new RawToc(footer, compressed, Digests.format(sha.digest()), limits);
     }
 
-    private static byte[] gzipToc(byte[] member, ReaderLimits limits) throws InvalidBlobException {
-        byte[] tar = inflateMember(member, limits.maxTocBytes() + 1024);
-        if (tar.length < 512) {
-            throw new InvalidBlobException("TOC member holds " + tar.length + " bytes, less than a tar header");
+    /** The TOC's JSON bytes, inflated as they are read, never more than the footer or tar header says. */
+    private static InputStream jsonStream(Footer footer, byte[] compressed, ReaderLimits limits) throws IOException {
+        if (footer.format() == Footer.Format.ZSTD_CHUNKED) {
+            long raw = footer.tocUncompressedSize();
+            if (raw > limits.maxTocBytes()) {
+                throw new InvalidBlobException("TOC is " + raw + " bytes uncompressed, over the "
+                        + limits.maxTocBytes() + "-byte limit");
+            }
+            InputStream in;
+            try {
+                in = new ZstdInputStream(new ByteArrayInputStream(compressed));
+            } catch (IOException e) {
+                throw new InvalidBlobException("TOC frame is not valid zstd: " + e.getMessage(), e);
+            }
+            return new ExactStream(in, raw, "TOC frame", "zstd");
         }
-        String name = TarHeader.string(tar, 0, 100);
+        int pos = GzipHeader.skip(compressed);
+        InputStream tar = new InflaterInputStream(new ByteArrayInputStream(compressed, pos, compressed.length - pos),
+                new Inflater(true), 64 * 1024) {
+            @Override
+            public void close() throws IOException {
+                super.close();
+                inf.end(); // an inflater passed in is not ended by close()
+            }
+        };
+        byte[] header;
+        try {
+            header = tar.readNBytes(512);
+        } catch (ZipException e) {
+            throw new InvalidBlobException("TOC member is not valid deflate data: " + e.getMessage(), e);
+        }
+        if (header.length < 512) {
+            throw new InvalidBlobException("TOC member holds " + header.length + " bytes, less than a tar header");
+        }
+        String name = TarHeader.string(header, 0, 100);
         if (!name.equals(TOC_NAME)) {
             throw new InvalidBlobException("TOC member starts with " + Digests.quote(name) + ", not " + TOC_NAME);
         }
-        long size = TarHeader.number(tar, 124, 12);
-        if (size < 0 || 512 + size > tar.length) {
-            throw new InvalidBlobException("TOC tar entry claims " + size + " bytes but the member holds "
-                    + (tar.length - 512));
+        long jsonSize = TarHeader.number(header, 124, 12);
+        if (jsonSize < 0 || jsonSize > limits.maxTocBytes()) {
+            throw new InvalidBlobException("TOC tar entry claims " + jsonSize + " bytes"
+                    + (jsonSize < 0 ? "" : ", more than the " + limits.maxTocBytes() + "-byte limit"));
         }
-        return Arrays.copyOfRange(tar, 512, 512 + (int) size);
+        return new ExactStream(tar, jsonSize, "TOC member", "deflate");
     }
 
-    private static byte[] inflateMember(byte[] member, long maxOutput) throws InvalidBlobException {
-        int pos = GzipHeader.skip(member);
-        Inflater inflater = new Inflater(true);
-        try {
-            inflater.setInput(member, pos, member.length - pos);
-            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(Math.max(4096, member.length * 4));
-            byte[] buf = new byte[64 * 1024];
-            while (!inflater.finished()) {
-                int n = inflater.inflate(buf);
-                if (n == 0 && (inflater.needsInput() || inflater.needsDictionary())) {
-                    throw new InvalidBlobException("TOC member is truncated");
-                }
-                out.write(buf, 0, n);
-                if (out.size() > maxOutput) {
-                    throw new InvalidBlobException("TOC decompresses to more than " + maxOutput + " bytes");
-                }
-            }
-            return out.toByteArray();
-        } catch (DataFormatException e) {
-            throw new InvalidBlobException("TOC member is not valid deflate data: " + e.getMessage(), e);
-        } finally {
-            inflater.end();
-        }
-    }
+    /** Exactly {@code length} bytes of {@code in}; a shorter or corrupt stream is an {@link InvalidBlobException}. */
+    private static final class ExactStream extends java.io.FilterInputStream {
+        private long left;
+        private final String what;
+        private final String codec;
 
-    private static byte[] zstdToc(byte[] frame, Footer footer, ReaderLimits limits) throws InvalidBlobException {
-        long raw = footer.tocUncompressedSize();
-        if (raw > limits.maxTocBytes()) {
-            throw new InvalidBlobException("TOC is " + raw + " bytes uncompressed, over the "
-                    + limits.maxTocBytes() + "-byte limit");
+        ExactStream(InputStream in, long length, String what, String codec) {
+            super(in);
+            this.left = length;
+            this.what = what;
+            this.codec = codec;
         }
-        try (InputStream in = new ZstdInputStream(new ByteArrayInputStream(frame))) {
-            byte[] json = in.readNBytes((int) raw);
-            if (json.length != raw) {
-                throw new InvalidBlobException("TOC frame holds " + json.length + " bytes, the footer says " + raw);
+
+        @Override
+        public int read() throws IOException {
+            byte[] one = new byte[1];
+            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            if (left == 0) {
+                return -1;
             }
-            return json;
-        } catch (InvalidBlobException e) {
-            throw e;
-        } catch (IOException e) {
-            throw new InvalidBlobException("TOC frame is not valid zstd: " + e.getMessage(), e);
+            int n;
+            try {
+                n = in.read(b, off, (int) Math.min(len, left));
+            } catch (InvalidBlobException e) {
+                throw e;
+            } catch (IOException e) {
+                throw new InvalidBlobException(what + " is not valid " + codec + " data: " + e.getMessage(), e);
+            }
+            if (n < 0) {
+                throw new InvalidBlobException(what + " is truncated: " + left + " bytes of the TOC are missing");
+            }
+            left -= n;
+            return n;
         }
     }
 

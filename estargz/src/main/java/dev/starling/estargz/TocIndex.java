@@ -213,6 +213,7 @@ public final class TocIndex {
                     if (names[i].indexOf('\0') >= 0) {
                         throw new InvalidBlobException("TOC entry " + Digests.quote(e.name()) + " has a NUL in its name");
                     }
+                    checkName(names[i], e);
                     lastDefinition.put(names[i], i);
                 }
             }
@@ -229,6 +230,39 @@ public final class TocIndex {
             resolveDeferredLinks();
             computeBoundaries();
             freeze();
+        }
+
+        /** Names the kernel can return and paths a program can reach; anything else is refused with the layer. */
+        void checkName(String path, TocEntry e) throws InvalidBlobException {
+            int depth = 0;
+            int start = 0;
+            while (start < path.length()) {
+                int end = path.indexOf('/', start);
+                end = end < 0 ? path.length() : end;
+                int bytes = path.substring(start, end).getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+                if (bytes > ReaderLimits.MAX_NAME_BYTES) {
+                    throw new InvalidBlobException("TOC entry " + Digests.quote(abbreviate(e.name())) + " has a " + bytes
+                            + "-byte name; the kernel returns names of at most " + ReaderLimits.MAX_NAME_BYTES);
+                }
+                if (++depth > limits.maxDepth()) {
+                    throw new InvalidBlobException("TOC entry " + Digests.quote(abbreviate(e.name())) + " is more than "
+                            + limits.maxDepth() + " directories deep");
+                }
+                start = end + 1;
+            }
+            if (e.type() == EntryType.SYMLINK) {
+                String target = e.linkName();
+                int bytes = target.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+                if (target.isEmpty() || target.indexOf('\0') >= 0 || bytes > ReaderLimits.MAX_LINK_TARGET_BYTES) {
+                    throw new InvalidBlobException("TOC entry " + Digests.quote(abbreviate(e.name())) + " is a symlink to "
+                            + (target.isEmpty() ? "nothing" : target.indexOf('\0') >= 0 ? "a target with a NUL"
+                            : "a " + bytes + "-byte target (at most " + ReaderLimits.MAX_LINK_TARGET_BYTES + ")"));
+                }
+            }
+        }
+
+        static String abbreviate(String name) {
+            return name.length() <= 200 ? name : name.substring(0, 100) + "..." + name.substring(name.length() - 60);
         }
 
         void addEntry(int index, String path, TocEntry e) throws InvalidBlobException {

@@ -44,6 +44,11 @@ public final class TocJson {
 
     /** Parses TOC JSON; every problem becomes an {@link InvalidBlobException} naming the entry. */
     public static List<TocEntry> parse(byte[] json) throws InvalidBlobException {
+        return parse(new java.io.ByteArrayInputStream(json), ReaderLimits.DEFAULT);
+    }
+
+    /** Parses TOC JSON as it is read, refusing more than {@link ReaderLimits#maxEntries} entries. */
+    public static List<TocEntry> parse(java.io.InputStream json, ReaderLimits limits) throws InvalidBlobException {
         try (JsonParser p = JSON.createParser(json)) {
             expect(p.nextToken(), JsonToken.START_OBJECT, "the TOC");
             List<TocEntry> entries = null;
@@ -62,6 +67,10 @@ public final class TocJson {
                         expect(value, JsonToken.START_ARRAY, "TOC entries");
                         entries = new ArrayList<>();
                         while (p.nextToken() == JsonToken.START_OBJECT) {
+                            if (entries.size() == limits.maxEntries()) {
+                                throw new InvalidBlobException("TOC has more than " + limits.maxEntries()
+                                        + " entries, the limit that bounds a layer's index in memory");
+                            }
                             entries.add(parseEntry(p, entries.size()));
                         }
                         expect(p.currentToken(), JsonToken.END_ARRAY, "end of TOC entries");

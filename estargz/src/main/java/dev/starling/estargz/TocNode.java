@@ -47,13 +47,13 @@ public final class TocNode {
         return name;
     }
 
-    /** Normalised path without a leading slash ("" for the root). */
+    /** Normalised path without a leading slash ("" for the root); built by a loop, as a hostile tree can be very deep. */
     public String path() {
-        if (parent == null) {
-            return "";
+        java.util.ArrayDeque<String> names = new java.util.ArrayDeque<>();
+        for (TocNode n = this; n.parent != null; n = n.parent) {
+            names.addFirst(n.name);
         }
-        String up = parent.path();
-        return up.isEmpty() ? name : up + "/" + name;
+        return String.join("/", names);
     }
 
     public TocNode parent() {
@@ -102,9 +102,9 @@ public final class TocNode {
         return devMinor;
     }
 
-    /** File size for regular files, target length for symlinks, 0 otherwise. */
+    /** File size for regular files, target length in bytes for symlinks (as readlink returns it), 0 otherwise. */
     public long size() {
-        return type == EntryType.SYMLINK ? linkTarget.length() : size;
+        return type == EntryType.SYMLINK ? linkTarget.getBytes(java.nio.charset.StandardCharsets.UTF_8).length : size;
     }
 
     /** Modification time in Unix seconds; 0 when the TOC has none. */

@@ -14,6 +14,7 @@ import dev.starling.estargz.write.ConvertOptions;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -228,5 +229,116 @@ class HostileInputTest {
         byte[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
+    }
+
+    private static TocEntry firstDir(List<TocEntry> entries) {
+        return entries.stream().filter(e -> e.type() == EntryType.DIR).findFirst().orElseThrow();
+    }
+
+    /** A TOC of {@code count} copies of one entry, gzip'd as a blob's only member: small compressed, huge inflated. */
+    private static byte[] tocBomb(String entryJson, int count) throws IOException {
+        var out = new java.io.ByteArrayOutputStream();
+        byte[] head = "{\"version\":1,\"entries\":[".getBytes(StandardCharsets.UTF_8);
+        byte[] entry = (entryJson + ",").getBytes(StandardCharsets.UTF_8);
+        byte[] last = (entryJson + "]}").getBytes(StandardCharsets.UTF_8);
+        long size = head.length + (long) entry.length * (count - 1) + last.length;
+        try (var gz = new java.util.zip.GZIPOutputStream(out, 1 << 16)) {
+            gz.write(TarHeader.regularFile(EStargzBlob.TOC_NAME, size).encode());
+            gz.write(head);
+            byte[] block = new byte[entry.length * 4096];
+            for (int k = 0; k < 4096; k++) {
+                System.arraycopy(entry, 0, block, k * entry.length, entry.length);
+            }
+            int left = count - 1;
+            for (; left >= 4096; left -= 4096) {
+                gz.write(block);
+            }
+            for (; left > 0; left--) {
+                gz.write(entry);
+            }
+            gz.write(last);
+            gz.write(new byte[(int) ((512 - size % 512) % 512) + 1024]);
+        }
+        out.write(Footer.estargz(0));
+        return out.toByteArray();
+    }
+
+    @Test
+    void aTocThatInflatesToHundredsOfMegabytesIsRefusedByItsEntryCountWithoutHoldingIt() throws Exception {
+        // 1.3 MB that inflate to ~500 MiB: the JSON is hashed and parsed as it inflates, never held, and
+        // the entry count (what the index costs in heap) stops it.
+        byte[] blob = tocBomb("{\"name\":\"d\",\"type\":\"dir\",\"mode\":493,\"uid\":0,\"gid\":0,\"userName\":\"root\",\"groupName\":\"root\"}", 5_000_000);
+        assertTrue(blob.length < 2_000_000, "compressed " + blob.length);
+        Runtime rt = Runtime.getRuntime();
+        System.gc();
+        long before = rt.totalMemory() - rt.freeMemory();
+        EStargzBlob.RawToc raw = EStargzBlob.readToc(RangeReader.of(blob), ReaderLimits.DEFAULT);
+        long afterHash = rt.totalMemory() - rt.freeMemory();
+        assertTrue(afterHash - before < 64L << 20, "hashing a 500 MiB TOC held " + ((afterHash - before) >> 20) + " MiB");
+        InvalidBlobException e = assertThrows(InvalidBlobException.class,
+                () -> EStargzBlob.open(RangeReader.of(blob), raw, raw.digest(), ReaderLimits.DEFAULT));
+        assertTrue(e.getMessage().contains("more than 2000000 entries"), e.getMessage());
+    }
+
+    @Test
+    void aTreeDeeperThanAPathCanReachIsRefusedAndPathsAreBuiltWithoutRecursion() throws Exception {
+        Layers.Converted deep = Layers.rewriteToc(sample, entries -> {
+            List<TocEntry> out = new java.util.ArrayList<>(entries);
+            out.add(Layers.withField(firstDir(entries), java.util.Map.of("name", "a/".repeat(3000) + "f")));
+            return out;
+        });
+        InvalidBlobException e = assertThrows(InvalidBlobException.class, deep::open);
+        assertTrue(e.getMessage().contains("more than 2048 directories deep"), e.getMessage());
+        Layers.Converted ok = Layers.rewriteToc(sample, entries -> {
+            List<TocEntry> out = new java.util.ArrayList<>(entries);
+            out.add(Layers.withField(firstDir(entries), java.util.Map.of("name", "a/".repeat(2000) + "f")));
+            return out;
+        });
+        TocNode leaf = ok.open().index().lookup("a/".repeat(2000) + "f");
+        assertEquals("a/".repeat(2000) + "f", leaf.path());
+        ReaderLimits deeper = new ReaderLimits(512L << 20, 64 << 20, 256 << 20, 2_000_000, 500_000);
+        Layers.Converted veryDeep = Layers.rewriteToc(sample, entries -> {
+            List<TocEntry> out = new java.util.ArrayList<>(entries);
+            out.add(Layers.withField(firstDir(entries), java.util.Map.of("name", "a/".repeat(400_000) + "f")));
+            return out;
+        });
+        TocIndex index = EStargzBlob.open(RangeReader.of(veryDeep.blob()), veryDeep.result().tocDigest(), deeper).index();
+        assertEquals(400_000 * 2 + 1, index.lookup("a/".repeat(400_000) + "f").path().length(), "no StackOverflowError");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"256,true", "255,false"})
+    void namesLongerThanTheKernelReturnsAreRefused(int length, boolean refused) throws Exception {
+        String name = "x".repeat(length);
+        Layers.Converted c = Layers.rewriteToc(sample, entries -> {
+            List<TocEntry> out = new java.util.ArrayList<>(entries);
+            out.add(Layers.withField(firstDir(entries), java.util.Map.of("name", "etc/" + name)));
+            return out;
+        });
+        if (refused) {
+            InvalidBlobException e = assertThrows(InvalidBlobException.class, c::open);
+            assertTrue(e.getMessage().contains("256-byte name"), e.getMessage());
+        } else {
+            assertNotNull(c.open().index().lookup("etc/" + name));
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource(value = {"''|nothing", "a\u0000b|NUL"}, delimiter = '|')
+    void emptyOrNulSymlinkTargetsAreRefused(String target, String said) throws Exception {
+        String real = target.replace("\\u0000", "\0");
+        Layers.Converted c = Layers.rewriteToc(sample, entries -> entries.stream()
+                .map(e -> e.type() == EntryType.SYMLINK ? Layers.withField(e, java.util.Map.of("linkName", real)) : e)
+                .toList());
+        InvalidBlobException e = assertThrows(InvalidBlobException.class, c::open);
+        assertTrue(e.getMessage().contains(said), e.getMessage());
+    }
+
+    @Test
+    void symlinkSizeCountsBytesNotCharacters() throws Exception {
+        Layers.Converted c = Layers.rewriteToc(sample, entries -> entries.stream()
+                .map(e -> e.type() == EntryType.SYMLINK ? Layers.withField(e, java.util.Map.of("linkName", "d\u00e9j\u00e0/\u6587")) : e)
+                .toList());
+        assertEquals(10, c.open().index().lookup("link").size(), "d, e-acute (2), j, a-grave (2), /, one CJK (3)");
     }
 }

@@ -11,6 +11,21 @@ public final class Processes {
     private Processes() {
     }
 
+    /** What a command did: its exit code and its output (stderr merged). */
+    public record Result(int exitCode, String stdout) {
+    }
+
+    /** Runs a command that may fail, for tests that check how it fails. */
+    public static Result runForResult(Path dir, String... command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(List.of(command)).directory(dir.toFile()).redirectErrorStream(true).start();
+        byte[] out = p.getInputStream().readAllBytes();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IOException(String.join(" ", command) + " timed out");
+        }
+        return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    }
+
     public static String run(Path dir, String... command) throws IOException, InterruptedException {
         Process p;
         try {

@@ -15,6 +15,7 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.ArrayList;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.Map;
 import java.util.Set;
@@ -55,6 +56,10 @@ public final class LayerFileSystem implements FuseOperations {
     /** Open files by handle: the node, and where a sequential reader is. */
     private final Map<Long, OpenFile> open = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
+    /** Kinds of unexpected failure already logged in full. */
+    private final Set<String> unexpectedLogged = ConcurrentHashMap.newKeySet();
+    /** FUSE threads that reads waiting on the network may take; the rest stay free for metadata and local reads. */
+    private final Semaphore remoteReads;
     /** Per directory, the whiteouts it shows as character devices, with their inode numbers. */
     private final Map<TocNode, Map<String, Long>> whiteouts = new IdentityHashMap<>();
     /** Sum of regular file sizes, for statfs. */
@@ -66,6 +71,7 @@ public final class LayerFileSystem implements FuseOperations {
         this.errno = errno;
         this.state = state;
         this.options = options;
+        this.remoteReads = new Semaphore(options.remoteReadThreads());
         long nextIno = index.nodeCount() + 1L;
         long bytes = 0;
         for (int id = 0; id < index.nodeCount(); id++) {
@@ -116,6 +122,107 @@ public final class LayerFileSystem implements FuseOperations {
         NativeFields.useIno(config);
         conn.setMaxBackground(options.maxBackground());
         conn.setCongestionThreshold(Math.max(1, options.maxBackground() * 3 / 4));
+    }
+
+    /*
+     * Every entry point answers: a failure no one foresaw (a bug, a hostile TOC deeper than a stack,
+     * memory running out) fails that one call with EIO and is logged, instead of escaping into
+     * libfuse, which would end the process and every mount it serves.
+     */
+    @Override
+    public int getattr(String path, Stat stat, FileInfo fi) {
+        try {
+            return doGetattr(path, stat, fi);
+        } catch (Throwable t) {
+            return unexpected("getattr", path, t);
+        }
+    }
+
+    @Override
+    public int readlink(String path, ByteBuffer buf, long len) {
+        try {
+            return doReadlink(path, buf, len);
+        } catch (Throwable t) {
+            return unexpected("readlink", path, t);
+        }
+    }
+
+    @Override
+    public int open(String path, FileInfo fi) {
+        try {
+            return doOpen(path, fi);
+        } catch (Throwable t) {
+            return unexpected("open", path, t);
+        }
+    }
+
+    @Override
+    public int read(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
+        try {
+            return doRead(path, buf, size, offset, fi);
+        } catch (Throwable t) {
+            return unexpected("read", path, t);
+        }
+    }
+
+    @Override
+    public int opendir(String path, FileInfo fi) {
+        try {
+            return doOpendir(path, fi);
+        } catch (Throwable t) {
+            return unexpected("opendir", path, t);
+        }
+    }
+
+    @Override
+    public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
+        try {
+            return doReaddir(path, filler, offset, fi, flags);
+        } catch (Throwable t) {
+            return unexpected("readdir", path, t);
+        }
+    }
+
+    @Override
+    public int statfs(String path, Statvfs statvfs) {
+        try {
+            return doStatfs(path, statvfs);
+        } catch (Throwable t) {
+            return unexpected("statfs", path, t);
+        }
+    }
+
+    @Override
+    public int getxattr(String path, String name, ByteBuffer value) {
+        try {
+            return doGetxattr(path, name, value);
+        } catch (Throwable t) {
+            return unexpected("getxattr", path, t);
+        }
+    }
+
+    @Override
+    public int listxattr(String path, ByteBuffer list) {
+        try {
+            return doListxattr(path, list);
+        } catch (Throwable t) {
+            return unexpected("listxattr", path, t);
+        }
+    }
+
+    private int unexpected(String operation, String path, Throwable t) {
+        String kind = operation + " " + t.getClass().getName();
+        if (unexpectedLogged.add(kind)) {
+            LOG.log(Level.SEVERE, operation + " of " + abbreviated(path) + " failed unexpectedly; answering EIO "
+                    + "(further " + kind + " failures are logged at FINE)", t);
+        } else {
+            LOG.log(Level.FINE, operation + " of " + abbreviated(path) + " failed unexpectedly", t);
+        }
+        return -errno.eio();
+    }
+
+    private static String abbreviated(String path) {
+        return path.length() <= 200 ? path : path.substring(0, 100) + "..." + path.substring(path.length() - 100);
     }
 
     /** What a path names: a node, a whiteout shown as a device, or the state directory or file. */
@@ -172,8 +279,7 @@ public final class LayerFileSystem implements FuseOperations {
                 || state != null && name.equals(StateFile.DIRECTORY));
     }
 
-    @Override
-    public int getattr(String path, Stat stat, FileInfo fi) {
+    private int doGetattr(String path, Stat stat, FileInfo fi) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();
@@ -233,8 +339,7 @@ public final class LayerFileSystem implements FuseOperations {
         };
     }
 
-    @Override
-    public int readlink(String path, ByteBuffer buf, long len) {
+    private int doReadlink(String path, ByteBuffer buf, long len) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();
@@ -242,14 +347,13 @@ public final class LayerFileSystem implements FuseOperations {
         if (!e.isNode() || e.node().type() != EntryType.SYMLINK) {
             return -errno.einval();
         }
-        byte[] target = e.node().linkTarget().getBytes(StandardCharsets.UTF_8);
+        byte[] target = e.node().linkTarget().getBytes(StandardCharsets.UTF_8); // readlink counts bytes, as st_size does
         int n = (int) Math.min(target.length, len - 1);
         buf.put(target, 0, n).put((byte) 0);
         return 0;
     }
 
-    @Override
-    public int open(String path, FileInfo fi) {
+    private int doOpen(String path, FileInfo fi) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();
@@ -272,8 +376,7 @@ public final class LayerFileSystem implements FuseOperations {
         return 0;
     }
 
-    @Override
-    public int read(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
+    private int doRead(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
         OpenFile of = open.get(fi.getFh());
         if (of == null) {
             return -errno.ebadf();
@@ -293,7 +396,10 @@ public final class LayerFileSystem implements FuseOperations {
                 Chunk chunk = index.chunk(file, index.chunkIndexAt(file, pos));
                 int from = (int) (pos - chunk.fileOffset());
                 int n = (int) Math.min(chunk.size() - from, end - pos);
-                byte[] data = chunks.read(chunk, n);
+                byte[] data = chunks.readIfLocal(chunk, n);
+                if (data == null) {
+                    data = readRemote(chunk, n);
+                }
                 buf.put(data, from, n);
                 pos += n;
             }
@@ -302,6 +408,19 @@ public final class LayerFileSystem implements FuseOperations {
             return pos > offset ? (int) (pos - offset) : -errno.eio();
         }
         return (int) (pos - offset);
+    }
+
+    /** A chunk that must come over the network, if a thread may wait for it; else EIO at once. */
+    private byte[] readRemote(Chunk chunk, int bytesUsed) throws IOException {
+        if (!remoteReads.tryAcquire()) {
+            throw new IOException(options.remoteReadThreads() + " reads are already waiting on the network "
+                    + "(is the registry wedged?); failing this one so metadata and cached reads stay answered");
+        }
+        try {
+            return chunks.read(chunk, bytesUsed);
+        } finally {
+            remoteReads.release();
+        }
     }
 
     /**
@@ -346,8 +465,7 @@ public final class LayerFileSystem implements FuseOperations {
         return 0;
     }
 
-    @Override
-    public int opendir(String path, FileInfo fi) {
+    private int doOpendir(String path, FileInfo fi) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();
@@ -355,8 +473,7 @@ public final class LayerFileSystem implements FuseOperations {
         return e.isDirectory() ? 0 : -errno.enotdir();
     }
 
-    @Override
-    public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
+    private int doReaddir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
         Entry e = resolve(path);
         if (e == null || !e.isDirectory()) {
             return -errno.enoent();
@@ -392,8 +509,7 @@ public final class LayerFileSystem implements FuseOperations {
         return 0;
     }
 
-    @Override
-    public int statfs(String path, Statvfs statvfs) {
+    private int doStatfs(String path, Statvfs statvfs) {
         statvfs.setBsize(4096);
         statvfs.setFrsize(4096);
         statvfs.setBlocks((totalBytes + 4095) / 4096);
@@ -416,8 +532,7 @@ public final class LayerFileSystem implements FuseOperations {
         return n.xattrs();
     }
 
-    @Override
-    public int getxattr(String path, String name, ByteBuffer value) {
+    private int doGetxattr(String path, String name, ByteBuffer value) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();
@@ -436,8 +551,7 @@ public final class LayerFileSystem implements FuseOperations {
         return v.length;
     }
 
-    @Override
-    public int listxattr(String path, ByteBuffer list) {
+    private int doListxattr(String path, ByteBuffer list) {
         Entry e = resolve(path);
         if (e == null) {
             return -errno.enoent();

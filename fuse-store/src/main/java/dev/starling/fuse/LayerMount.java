@@ -37,6 +37,7 @@ public final class LayerMount implements AutoCloseable {
     /** Mounts one layer; {@code state} (may be null) is shown as its state file. */
     public static LayerMount mount(TocIndex index, ChunkSource chunks, Path mountPoint, String name, StateFile state,
                                    MountOptions options) throws IOException {
+        checkOptionValue(name);
         clearStaleMount(mountPoint);
         Files.createDirectories(mountPoint);
         FuseBuilder builder = FuseBuilder.getSupported();
@@ -45,7 +46,8 @@ public final class LayerMount implements AutoCloseable {
         }
         Fuse fuse = builder.build(new LayerFileSystem(index, chunks, builder.errno(), state, options));
         try {
-            fuse.mount("starling", mountPoint, "-o", "ro", "-o", "default_permissions", "-o", "allow_other",
+            fuse.mount("starling", mountPoint, "-o", "ro", "-o", options.securityFlags(),
+                    "-o", "default_permissions", "-o", "allow_other",
                     "-o", "kernel_cache", "-o", "max_threads=" + options.maxThreads(),
                     "-o", "fsname=starling:" + name, "-o", "subtype=" + MountTable.LAYER_SUBTYPE);
         } catch (FuseMountFailedException e) {
@@ -53,6 +55,17 @@ public final class LayerMount implements AutoCloseable {
         }
         setKernelReadAhead(mountPoint, options.kernelReadAheadBytes());
         return new LayerMount(fuse, mountPoint);
+    }
+
+    /**
+     * A value that goes into {@code -o name=value}: libfuse splits options at commas, so a value
+     * made of outside input (an image name, a digest) could add options of its own ({@code suid}).
+     * Only the characters of references and digests pass.
+     */
+    static void checkOptionValue(String value) {
+        if (value.isEmpty() || !value.chars().allMatch(ch -> ch < 128 && (Character.isLetterOrDigit(ch) || "@:/._-+".indexOf(ch) >= 0))) {
+            throw new IllegalArgumentException("mount name \"" + value + "\" has characters a mount option cannot carry");
+        }
     }
 
     /**

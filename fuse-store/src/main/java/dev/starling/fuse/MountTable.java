@@ -20,9 +20,10 @@ public final class MountTable {
 
     /**
      * One line of mountinfo: where, the device ({@code major:minor}, which names the mount's
-     * {@code /sys/class/bdi} entry), what type, and the source (FUSE fsname, or mount's source argument).
+     * {@code /sys/class/bdi} entry), what type, the source (FUSE fsname, or mount's source argument),
+     * and the per-mount options ({@code ro}, {@code nosuid}, {@code nodev}, ...).
      */
-    public record Entry(Path mountPoint, String device, String fsType, String source) {
+    public record Entry(Path mountPoint, String device, String fsType, String source, List<String> options) {
     }
 
     private MountTable() {
@@ -36,7 +37,8 @@ public final class MountTable {
             String[] f = line.split(" ");
             int separator = List.of(f).indexOf("-");
             if (f.length > 4 && separator > 4 && separator + 2 < f.length) {
-                entries.add(new Entry(Path.of(unescape(f[4])), f[2], f[separator + 1], unescape(f[separator + 2])));
+                entries.add(new Entry(Path.of(unescape(f[4])), f[2], f[separator + 1], unescape(f[separator + 2]),
+                        List.of(f[5].split(","))));
             }
         }
         return entries;

@@ -94,7 +94,7 @@ final class DemoCommand implements Callable<Integer> {
             Descriptor layer = manifest.layers().getFirst();
             String tocDigest = layer.annotations().get(ImageConverter.TOC_DIGEST);
             long servedBefore = registry.blobBytesServed();
-            RegistryRangeReader remote = new RegistryRangeReader(client, converted, layer.digest());
+            RegistryRangeReader remote = new RegistryRangeReader(client, converted, layer.digest().toString());
             t0 = System.nanoTime();
             EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
             System.out.printf("4. open the layer lazily over HTTP: %d nodes indexed in %.0f ms; fetched %s of %s "

@@ -9,6 +9,7 @@ import dev.starling.estargz.write.ConvertResult;
 import dev.starling.estargz.write.Converter;
 import dev.starling.estargz.write.MissingPrioritizedFileException;
 import dev.starling.registry.Descriptor;
+import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.Manifest;
 import dev.starling.registry.MediaTypes;
@@ -81,7 +82,7 @@ public final class ImageConverter {
             if (chosen != null && !entry.equals(chosen)) {
                 continue;
             }
-            Manifest m = client.manifest(src.withDigest(entry.digest()));
+            Manifest m = client.manifest(src.withDigest(entry.digest().toString()));
             if (m.isIndex()) {
                 throw new IOException("nested index " + entry.digest() + " in " + src + " is not supported");
             }
@@ -123,7 +124,7 @@ public final class ImageConverter {
     private Pushed convertManifest(ImageReference src, Manifest manifest, ImageReference dst, String platform)
             throws IOException {
         Descriptor configDesc = manifest.config();
-        ObjectNode config = (ObjectNode) JSON.readTree(fetch(src, configDesc.digest()));
+        ObjectNode config = (ObjectNode) JSON.readTree(fetch(src, configDesc.digest().toString()));
         ArrayNode diffIds = JSON.createArrayNode();
         ArrayNode layers = JSON.createArrayNode();
         List<Descriptor> srcLayers = manifest.layers();
@@ -137,7 +138,7 @@ public final class ImageConverter {
             Path output = Files.createTempFile(workDir, "layer-", ".esgz");
             try {
                 try (OutputStream out = Files.newOutputStream(input)) {
-                    client.fetchBlob(src, layer.digest(), out);
+                    client.fetchBlob(src, layer.digest().toString(), out);
                 }
                 ConvertResult r;
                 if (!prioritizedPlaced) {
@@ -151,7 +152,7 @@ public final class ImageConverter {
                     r = new Converter(options.withPrioritizedFiles(List.of()), listener::progress).convert(input, output);
                 }
                 client.pushBlob(dst, r.blobDigest(), output, null);
-                Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, r.blobDigest(), r.blobSize(),
+                Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, Digest.parse(r.blobDigest()), r.blobSize(),
                         java.util.Map.of(TOC_DIGEST, r.tocDigest(), UNCOMPRESSED_SIZE, Long.toString(r.uncompressedSize())),
                         null);
                 results.add(0, new ConvertedLayer(layer, converted, r));
@@ -169,10 +170,11 @@ public final class ImageConverter {
             Descriptor converted = row.converted();
             ConvertResult r = row.result();
             ObjectNode d = layers.addObject();
-            d.put("mediaType", converted.mediaType()).put("digest", converted.digest()).put("size", converted.size());
+            d.put("mediaType", converted.mediaType()).put("digest", converted.digest().toString()).put("size", converted.size());
             ObjectNode annotations = d.putObject("annotations");
-            original.annotations().forEach(annotations::put);
-            converted.annotations().forEach(annotations::put);
+            java.util.TreeMap<String, String> merged = new java.util.TreeMap<>(original.annotations());
+            merged.putAll(converted.annotations()); // sorted keys: the same manifest bytes on every run
+            merged.forEach(annotations::put);
             diffIds.add(r.diffId());
         }
         config.withObjectProperty("rootfs").put("type", "layers").set("diff_ids", diffIds);

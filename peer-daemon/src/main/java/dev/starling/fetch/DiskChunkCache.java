@@ -2,9 +2,9 @@ package dev.starling.fetch;
 
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkDecoder;
-import dev.starling.estargz.ChunkSource;
 import dev.starling.estargz.TocIndex;
 import dev.starling.estargz.VerificationException;
+import dev.starling.registry.Digest;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -15,97 +15,131 @@ import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * The disk tier: verified chunks stored under their digest ({@code <dir>/ab/abcdef…}), written to a
- * temporary file and renamed so a crash never leaves half a chunk, bounded in bytes with
+ * The disk tier: verified chunks stored under their {@link ChunkKey}
+ * ({@code <dir>/<blob hex>/<chunk hex>}: a chunk serves only the layer whose blob holds it), written
+ * to a temporary file and renamed so a crash never leaves half a chunk, bounded in bytes with
  * least-recently-used eviction, and found again after a restart. Chunks of mounted layers
  * ({@link #retain}) are evicted only when nothing else is left to evict: a node should not fetch
- * again what its running containers use. Bytes read back are verified again (a disk can rot or be
- * tampered with; a bad file is deleted and fetched anew). A failed write (a full disk) is logged and
- * the read is still served.
+ * again what its running containers use; when they are evicted all the same (the bound is smaller
+ * than the mounted layers) their layer is told, so it never claims to hold what it lost. Bytes read
+ * back are verified again (a disk can rot or be tampered with; a bad file is deleted and fetched
+ * anew). A failed write (a full disk) is logged and the read is still served.
  */
 public final class DiskChunkCache {
     private static final Logger LOG = Logger.getLogger(DiskChunkCache.class.getName());
-    private static final HexFormat HEX = HexFormat.of();
+    private static final Pattern BLOB_DIR = Pattern.compile("[a-f0-9]{64}|[a-f0-9]{128}");
+    private static final Pattern CHUNK_FILE = Pattern.compile("[a-f0-9]{64}");
+    /** The default bound is this share of the space the file system has for the cache. */
+    static final double DEFAULT_SHARE_OF_DISK = 0.5;
 
     private final Path dir;
     private final long maxBytes;
-    /** Digest hex -> size, in access order (eldest first): chunks no mounted layer uses, evicted first. */
-    private final LinkedHashMap<String, Long> loose = new LinkedHashMap<>(16, 0.75f, true);
+    /** Chunks no mounted layer uses, in access order (eldest first): evicted first. */
+    private final LinkedHashMap<ChunkKey, Long> loose = new LinkedHashMap<>(16, 0.75f, true);
     /** The same, for chunks of mounted layers. */
-    private final LinkedHashMap<String, Long> retained = new LinkedHashMap<>(16, 0.75f, true);
-    /** Digest hex -> how many mounted layers use it. */
-    private final Map<String, Integer> retainCounts = new HashMap<>();
+    private final LinkedHashMap<ChunkKey, Long> retained = new LinkedHashMap<>(16, 0.75f, true);
+    /** How many mounted layers use a chunk, and its size: what the mounted layers need room for. */
+    private final Map<ChunkKey, int[]> retainCounts = new HashMap<>();
+    private final Map<ChunkKey, Long> retainedSizes = new HashMap<>();
+    private long retainedDemand;
+    /** Who to tell when a chunk of a mounted layer is evicted, by blob. */
+    private final Map<Digest, List<Consumer<ChunkKey>>> evictionListeners = new HashMap<>();
     private long totalBytes;
     private long hits;
     private long writeFailures;
 
     public DiskChunkCache(Path dir, long maxBytes) throws IOException {
+        if (maxBytes <= 0) {
+            throw new IllegalArgumentException("the disk cache size must be positive, not " + maxBytes);
+        }
         this.dir = Files.createDirectories(dir);
         this.maxBytes = maxBytes;
         recover();
     }
 
+    /**
+     * The default bound for a cache at {@code dir}: half of what its file system has room for (free
+     * space plus what the cache holds already). The images this tool is for are many GB, and a
+     * fixed default either fills a small disk or starves a large one.
+     */
+    public static long defaultSize(Path dir) throws IOException {
+        Path existing = dir.toAbsolutePath();
+        while (!Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        long held = 0;
+        if (Files.isDirectory(dir)) {
+            try (Stream<Path> files = Files.walk(dir, 2)) {
+                for (Path p : files.filter(Files::isRegularFile).toList()) {
+                    held += Files.size(p);
+                }
+            }
+        }
+        long usable = Files.getFileStore(existing).getUsableSpace();
+        return Math.max(1L << 20, (long) ((usable + held) * DEFAULT_SHARE_OF_DISK));
+    }
+
     /** Rebuilds the index from the files there (oldest first), dropping leftovers of interrupted writes. */
     private void recover() throws IOException {
-        record Found(String hex, long size, long mtime) {
+        record Found(ChunkKey key, long size, long mtime) {
         }
         List<Found> found = new ArrayList<>();
+        int foreign = 0;
         try (Stream<Path> files = Files.walk(dir, 2)) {
             for (Path p : files.filter(Files::isRegularFile).toList()) {
                 String name = p.getFileName().toString();
-                if (name.startsWith(".tmp-")) {
+                String parent = p.getParent().equals(dir) ? "" : p.getParent().getFileName().toString();
+                if (BLOB_DIR.matcher(parent).matches() && CHUNK_FILE.matcher(name).matches()) {
+                    found.add(new Found(ChunkKey.parse(parent, name), Files.size(p), Files.getLastModifiedTime(p).toMillis()));
+                } else {
+                    // interrupted writes, and chunks of the old layout keyed by chunk digest alone, which
+                    // say nothing of the blob that holds them
                     Files.deleteIfExists(p);
-                } else if (name.length() == 64) {
-                    found.add(new Found(name, Files.size(p), Files.getLastModifiedTime(p).toMillis()));
+                    foreign += name.startsWith(".tmp-") ? 0 : 1;
                 }
             }
+        }
+        if (foreign > 0) {
+            LOG.info("dropped " + foreign + " file(s) in " + dir + " that are not chunks of a known blob");
         }
         found.sort(Comparator.comparingLong(Found::mtime));
         synchronized (this) {
             for (Found f : found) {
-                loose.put(f.hex(), f.size());
+                loose.put(f.key(), f.size());
                 totalBytes += f.size();
             }
         }
         evict();
     }
 
-    private Path path(String hex) {
-        return dir.resolve(hex.substring(0, 2)).resolve(hex);
-    }
-
-    private static String hex(Chunk chunk) throws VerificationException {
-        if (chunk.digest() == null) {
-            throw new VerificationException(chunk.describe() + " has no digest in the TOC, so it cannot be verified");
-        }
-        return HEX.formatHex(chunk.digest());
+    private Path path(ChunkKey key) {
+        return dir.resolve(key.blob().hex()).resolve(key.chunkHex());
     }
 
     /** Whether the chunk is stored (not read, not verified: for deciding what to fetch). */
-    public synchronized boolean contains(Chunk chunk) throws VerificationException {
-        String hex = hex(chunk);
-        return loose.containsKey(hex) || retained.containsKey(hex);
+    public synchronized boolean contains(ChunkKey key) {
+        return loose.containsKey(key) || retained.containsKey(key);
     }
 
     /** The chunk's verified bytes, or null when it is not stored (or was damaged, and is now dropped). */
-    public byte[] get(Chunk chunk) throws IOException {
-        String hex = hex(chunk);
+    public byte[] get(ChunkKey key, Chunk chunk) throws IOException {
         synchronized (this) {
-            if (loose.get(hex) == null && retained.get(hex) == null) { // get() also marks it recently used
+            if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
                 return null;
             }
         }
-        Path file = path(hex);
+        Path file = path(key);
         try {
             byte[] data = Files.readAllBytes(file);
             ChunkDecoder.verify(chunk, data);
@@ -117,15 +151,14 @@ public final class DiskChunkCache {
         } catch (IOException damaged) {
             LOG.log(Level.WARNING, "cached " + chunk.describe() + " is unreadable or damaged; fetching it again: "
                     + damaged.getMessage());
-            forget(hex);
+            forget(key);
             return null;
         }
     }
 
     /** Stores verified bytes; false when that failed (a full disk), which is logged and counted, never thrown. */
-    public boolean put(Chunk chunk, byte[] data) throws VerificationException {
-        String hex = hex(chunk);
-        Path file = path(hex);
+    public boolean put(ChunkKey key, byte[] data) {
+        Path file = path(key);
         Path tmp = null;
         try {
             Files.createDirectories(file.getParent());
@@ -137,17 +170,17 @@ public final class DiskChunkCache {
                 Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
             }
             synchronized (this) {
-                Long previous = retainCounts.containsKey(hex) ? retained.put(hex, (long) data.length)
-                        : loose.put(hex, (long) data.length);
+                Long previous = retainCounts.containsKey(key) ? retained.put(key, (long) data.length)
+                        : loose.put(key, (long) data.length);
                 totalBytes += data.length - (previous == null ? 0 : previous);
             }
             evict();
-            return true;
+            return contains(key);
         } catch (IOException e) {
             synchronized (this) {
                 writeFailures++;
             }
-            LOG.log(Level.WARNING, "cannot write chunk " + hex + " to the disk cache (" + e.getMessage()
+            LOG.log(Level.WARNING, "cannot write chunk " + key + " to the disk cache (" + e.getMessage()
                     + "); serving it without caching");
             if (tmp != null) {
                 try {
@@ -160,46 +193,47 @@ public final class DiskChunkCache {
         }
     }
 
-    /** Get, or load from {@code origin} and store. */
-    public byte[] read(Chunk chunk, ChunkSource origin) throws IOException {
-        byte[] data = get(chunk);
-        if (data == null) {
-            data = origin.read(chunk);
-            put(chunk, data);
-        }
-        return data;
-    }
-
     /**
      * Keeps the chunks of a mounted layer in preference to all others until the returned handle is
-     * closed (at unmount). Layers sharing a chunk each hold it.
+     * closed (at unmount), and tells {@code onEvict} of each of them evicted all the same. Layers
+     * sharing a blob each hold its chunks.
      */
-    public Closeable retain(TocIndex layer) {
-        List<String> digests = new ArrayList<>();
+    public Closeable retain(Digest blob, TocIndex layer, Consumer<ChunkKey> onEvict) throws VerificationException {
+        Map<ChunkKey, Long> keys = new LinkedHashMap<>();
         for (int i = 0; i < layer.chunkTotal(); i++) {
             Chunk c = layer.chunkAt(i);
             if (c != null && c.digest() != null) {
-                digests.add(HEX.formatHex(c.digest()));
+                keys.put(ChunkKey.of(blob, c), c.size());
             }
         }
         synchronized (this) {
-            for (String hex : digests) {
-                if (retainCounts.merge(hex, 1, Integer::sum) == 1) {
-                    Long size = loose.remove(hex);
-                    if (size != null) {
-                        retained.put(hex, size);
+            evictionListeners.computeIfAbsent(blob, b -> new ArrayList<>()).add(onEvict);
+            keys.forEach((key, size) -> {
+                if (++retainCounts.computeIfAbsent(key, k -> new int[1])[0] == 1) {
+                    retainedSizes.put(key, size);
+                    retainedDemand += size;
+                    Long held = loose.remove(key);
+                    if (held != null) {
+                        retained.put(key, held);
                     }
                 }
-            }
+            });
         }
         return () -> {
             synchronized (DiskChunkCache.this) {
-                for (String hex : digests) {
-                    if (retainCounts.merge(hex, -1, Integer::sum) == 0) {
-                        retainCounts.remove(hex);
-                        Long size = retained.remove(hex);
+                List<Consumer<ChunkKey>> listeners = evictionListeners.get(blob);
+                listeners.remove(onEvict);
+                if (listeners.isEmpty()) {
+                    evictionListeners.remove(blob);
+                }
+                for (ChunkKey key : keys.keySet()) {
+                    int[] count = retainCounts.get(key);
+                    if (--count[0] == 0) {
+                        retainCounts.remove(key);
+                        retainedDemand -= retainedSizes.remove(key);
+                        Long size = retained.remove(key);
                         if (size != null) {
-                            loose.put(hex, size);
+                            loose.put(key, size);
                         }
                     }
                 }
@@ -207,35 +241,54 @@ public final class DiskChunkCache {
         };
     }
 
-    private void forget(String hex) throws IOException {
+    /** Whether the bound leaves room for every chunk of the mounted layers; if not, fetching them all would only evict them again. */
+    public synchronized boolean canHoldMountedLayers() {
+        return retainedDemand <= maxBytes;
+    }
+
+    /** Bytes the mounted layers' chunks take when all are here. */
+    public synchronized long mountedLayersBytes() {
+        return retainedDemand;
+    }
+
+    public long maxBytes() {
+        return maxBytes;
+    }
+
+    private void forget(ChunkKey key) throws IOException {
         synchronized (this) {
-            Long size = loose.remove(hex);
+            Long size = loose.remove(key);
             if (size == null) {
-                size = retained.remove(hex);
+                size = retained.remove(key);
             }
             totalBytes -= size == null ? 0 : size;
         }
-        Files.deleteIfExists(path(hex));
+        Files.deleteIfExists(path(key));
     }
 
     private void evict() throws IOException {
         while (true) {
-            String victim;
+            ChunkKey victim;
+            List<Consumer<ChunkKey>> tell;
             synchronized (this) {
                 if (totalBytes <= maxBytes) {
                     return;
                 }
-                LinkedHashMap<String, Long> from = !loose.isEmpty() ? loose : retained;
+                LinkedHashMap<ChunkKey, Long> from = !loose.isEmpty() ? loose : retained;
                 if (from.isEmpty()) {
                     return;
                 }
-                Iterator<Map.Entry<String, Long>> eldest = from.entrySet().iterator();
-                Map.Entry<String, Long> e = eldest.next();
+                Iterator<Map.Entry<ChunkKey, Long>> eldest = from.entrySet().iterator();
+                Map.Entry<ChunkKey, Long> e = eldest.next();
                 victim = e.getKey();
                 totalBytes -= e.getValue();
                 eldest.remove();
+                tell = from == retained ? List.copyOf(evictionListeners.getOrDefault(victim.blob(), List.of())) : List.of();
             }
             Files.deleteIfExists(path(victim));
+            for (Consumer<ChunkKey> listener : tell) {
+                listener.accept(victim);
+            }
         }
     }
 

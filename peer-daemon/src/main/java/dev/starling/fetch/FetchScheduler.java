@@ -24,9 +24,13 @@ public final class FetchScheduler implements AutoCloseable {
     private long lastForegroundEnd = System.nanoTime();
     private long nextBackgroundSlot = System.nanoTime();
     private boolean closed;
+    /** Compressed bytes being read or decoded now, node-wide, and the bound on them. */
+    private long bytesHeld;
+    private final long maxBytesHeld;
 
     public FetchScheduler(FetchOptions options) {
         this.options = options;
+        this.maxBytesHeld = options.maxBytesInFlight();
         this.readAhead = Executors.newFixedThreadPool(options.readAheadThreads(), threads("starling-read-ahead"));
         this.prefetch = Executors.newSingleThreadExecutor(threads("starling-prefetch"));
         this.background = Executors.newSingleThreadExecutor(threads("starling-background-fetch"));
@@ -54,6 +58,33 @@ public final class FetchScheduler implements AutoCloseable {
             synchronized (FetchScheduler.this) {
                 foregroundActive--;
                 lastForegroundEnd = System.nanoTime();
+                FetchScheduler.this.notifyAll();
+            }
+        };
+    }
+
+    /**
+     * Holds {@code bytes} of the node's budget for fetched bytes in memory until the handle is
+     * closed, waiting while others hold it: however many readers a layer (or a hostile TOC) sets
+     * going, fetch buffers stay within {@link FetchOptions#maxBytesInFlight}. A request larger than
+     * the whole budget waits until it has the budget to itself.
+     */
+    Closeable holdBytes(long bytes) throws java.io.InterruptedIOException {
+        long want = Math.min(bytes, maxBytesHeld);
+        synchronized (this) {
+            try {
+                while (bytesHeld + want > maxBytesHeld && bytesHeld > 0) {
+                    wait();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted while waiting for fetch memory");
+            }
+            bytesHeld += want;
+        }
+        return () -> {
+            synchronized (FetchScheduler.this) {
+                bytesHeld -= want;
                 FetchScheduler.this.notifyAll();
             }
         };

@@ -9,6 +9,8 @@ import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.InvalidBlobException;
 import dev.starling.estargz.RangeReader;
 import dev.starling.estargz.TocIndex;
+import dev.starling.estargz.VerificationException;
+import dev.starling.registry.Digest;
 import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
 import java.io.IOException;
@@ -40,8 +42,10 @@ public final class LayerReader implements ChunkSource, Closeable {
     private static final JsonFactory JSON = new JsonFactory();
     /** Prefetch asks for the prioritized area in requests this large: it is wanted whole, and soon. */
     static final long PREFETCH_UNIT = 16L << 20;
+    /** Compressed bytes a chunk's span may hold beyond twice what it decodes to before it is read piece by piece. */
+    static final long STREAM_SLACK = 64L << 10;
 
-    private final String digest;
+    private final Digest digest;
     private final long blobSize;
     private final TocIndex index;
     private final RangeReader remote;
@@ -56,6 +60,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
     /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
     private final BitSet local = new BitSet();
+    /** Chunks whose bytes in the blob are bad: background fetch does not come back to them. */
+    private final BitSet unfetchable = new BitSet();
     private final long totalBytes;
     private long localBytes;
     private final AtomicLong servedFromMemory = new AtomicLong();
@@ -69,12 +75,16 @@ public final class LayerReader implements ChunkSource, Closeable {
     private volatile String prefetchState = "off";
     private volatile String backgroundState = "off";
     private volatile boolean closed;
+    /** Set when the disk tier evicted one of this layer's chunks: the local marks are checked again before they are trusted. */
+    private volatile boolean evictedSinceCheck;
+    /** Compressed bytes of the members this node holds chunks of: the reference's {@code fetchedSize}. */
+    private long localCompressedBytes;
 
     /**
      * @param digest the layer blob's digest, for the state file and messages
      * @param remote the blob in the registry (the TOC already verified against the manifest)
      */
-    public LayerReader(String digest, EStargzBlob blob, RangeReader remote, MemoryChunkCache memory,
+    public LayerReader(Digest digest, EStargzBlob blob, RangeReader remote, MemoryChunkCache memory,
                        DiskChunkCache disk, FetchScheduler scheduler) throws IOException {
         this.digest = digest;
         this.blobSize = remote.size();
@@ -90,14 +100,17 @@ public final class LayerReader implements ChunkSource, Closeable {
             Chunk c = index.chunkAt(i);
             if (c != null) {
                 total += c.size();
-                if (c.digest() != null && disk.contains(c)) {
-                    local.set(i);
-                    localBytes += c.size();
+                if (c.digest() != null && disk.contains(key(c))) {
+                    markLocal(c);
                 }
             }
         }
         this.totalBytes = total;
-        this.retention = disk.retain(index);
+        this.retention = disk.retain(digest, index, evicted -> evictedSinceCheck = true);
+    }
+
+    private ChunkKey key(Chunk chunk) throws VerificationException {
+        return ChunkKey.of(digest, chunk);
     }
 
     public TocIndex index() {
@@ -112,7 +125,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     /** Counts {@code bytesUsed} as served by the tier that answered. */
     @Override
     public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
-        byte[] data = memory.get(chunk);
+        byte[] data = memory.get(key(chunk));
         if (data != null) {
             servedFromMemory.addAndGet(bytesUsed);
             return data;
@@ -127,14 +140,26 @@ public final class LayerReader implements ChunkSource, Closeable {
         return data;
     }
 
+    /** The chunk from the memory tier, or from the disk tier when it is there; null when it must be fetched. */
+    @Override
+    public byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
+        ChunkKey key = key(chunk);
+        byte[] data = memory.get(key);
+        if (data != null) {
+            servedFromMemory.addAndGet(bytesUsed);
+            return data;
+        }
+        return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
+    }
+
     /** A chunk marked local, from the disk tier and now also in memory; null when the disk tier lacks it. */
     private byte[] fromDisk(Chunk chunk) throws IOException {
-        byte[] data = disk.get(chunk);
+        byte[] data = disk.get(key(chunk), chunk);
         if (data == null) {
             unmarkLocal(chunk); // evicted (the disk tier was smaller than the mounted layers) or found damaged
             return null;
         }
-        memory.put(chunk, data);
+        memory.put(key(chunk), data);
         return data;
     }
 
@@ -146,12 +171,13 @@ public final class LayerReader implements ChunkSource, Closeable {
     @Override
     public void readAhead(List<Chunk> upcoming) {
         for (Chunk c : upcoming) {
-            if (memory.get(c) != null || inflight.containsKey(c.index()) || !queuedAhead.add(c.index())) {
+            if (c.digest() == null || memory.get(new ChunkKey(digest, c.digest())) != null
+                    || inflight.containsKey(c.index()) || !queuedAhead.add(c.index())) {
                 continue;
             }
             scheduler.readAhead(() -> {
                 try {
-                    if (closed || memory.get(c) != null) {
+                    if (closed || memory.get(key(c)) != null) {
                         return;
                     }
                     try (Closeable ignored = scheduler.foreground()) {
@@ -196,7 +222,9 @@ public final class LayerReader implements ChunkSource, Closeable {
     /**
      * Fetches every chunk the node does not have, in blob order, at the scheduler's background
      * priority, until all are local or the layer is closed. A failure (the registry is down) is
-     * retried with growing pauses, so the fetch resumes when the registry returns.
+     * retried with growing pauses, so the fetch resumes when the registry returns. When the disk
+     * tier cannot hold the mounted layers it stops, and says so: fetching on would only evict what
+     * it fetched a moment before, in a loop.
      */
     public void fetchRemaining() {
         backgroundState = "running";
@@ -204,6 +232,13 @@ public final class LayerReader implements ChunkSource, Closeable {
         long lastSpan = 0;
         try {
             for (int i = 0; i < index.chunkTotal() && !closed; ) {
+                if (!disk.canHoldMountedLayers()) {
+                    backgroundState = "stopped: the disk cache (" + disk.maxBytes() + " bytes) cannot hold the mounted "
+                            + "layers (" + disk.mountedLayersBytes() + " bytes); raise --cache-size";
+                    LOG.warning("background fetch of layer " + digest + " " + backgroundState
+                            + ": reads of what is not cached still go to the registry");
+                    return;
+                }
                 Chunk c = index.chunkAt(i);
                 if (c == null || isLocal(i)) {
                     i++;
@@ -218,7 +253,10 @@ public final class LayerReader implements ChunkSource, Closeable {
                     pauseMillis = 1000;
                     i++;
                 } catch (IOException failed) {
-                    if (failed.getCause() instanceof InvalidBlobException) {
+                    if (failed.getCause() instanceof InvalidBlobException || failed instanceof InvalidBlobException) {
+                        synchronized (this) {
+                            unfetchable.set(i);
+                        }
                         i++; // the blob itself is bad here: fetching it again gives the same bytes
                         continue;
                     }
@@ -228,12 +266,28 @@ public final class LayerReader implements ChunkSource, Closeable {
                     backgroundState = "running";
                 }
                 lastSpan = fetchedBytes.get() - before;
+                if (i == index.chunkTotal() && recheckLocal()) {
+                    i = firstMissing(); // chunks evicted while the fetch went on
+                }
             }
             backgroundState = closed ? "stopped" : "done";
         } catch (InterruptedException e) {
             backgroundState = "stopped";
             Thread.currentThread().interrupt();
+        } catch (Throwable unexpected) {
+            // a hostile TOC must not leave the state saying "running" forever
+            backgroundState = "failed: " + unexpected;
+            failure(new IOException("background fetch of layer " + digest + " failed: " + unexpected, unexpected));
         }
+    }
+
+    private synchronized int firstMissing() {
+        for (int i = 0; i < index.chunkTotal(); i++) {
+            if (!local.get(i) && !unfetchable.get(i) && index.chunkAt(i) != null) {
+                return i;
+            }
+        }
+        return index.chunkTotal();
     }
 
     /** Starts prefetch and background fetch as the options say, on the scheduler's threads. */
@@ -276,12 +330,17 @@ public final class LayerReader implements ChunkSource, Closeable {
             Chunk c = index.chunkAt(first);
             span.add(c);
             futures.add(mine);
-            byte[] cached = memory.get(c); // it may have arrived between the caller's look and our claim
+            ChunkKey key = key(c);
+            byte[] cached = memory.get(key); // it may have arrived between the caller's look and our claim
             if (cached == null && isLocal(first)) {
                 cached = fromDisk(c);
             }
             if (cached != null) {
                 mine.complete(cached);
+                return mine;
+            }
+            if (oversized(c)) {
+                store(c, streamed(c), keepInMemory, mine);
                 return mine;
             }
             long start = c.compressedOffset();
@@ -292,7 +351,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                     continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
                 }
                 if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > options.maxGap()
-                        || Math.max(end, next.compressedEnd()) - start > unit || isLocal(k)) {
+                        || Math.max(end, next.compressedEnd()) - start > unit || isLocal(k) || oversized(next)) {
                     break;
                 }
                 CompletableFuture<byte[]> f = new CompletableFuture<>();
@@ -304,8 +363,9 @@ public final class LayerReader implements ChunkSource, Closeable {
                 end = Math.max(end, next.compressedEnd());
             }
             byte[] bytes;
-            try {
-                bytes = remote.read(start, Math.toIntExact(end - start));
+            int length = Math.toIntExact(end - start);
+            try (Closeable held = scheduler.holdBytes(length)) {
+                bytes = remote.read(start, length);
             } catch (IOException e) {
                 throw failure(new IOException("fetching " + (end - start) + " bytes at " + start + " of layer " + digest
                         + " for " + c.describe() + " failed: " + e.getMessage(), e));
@@ -318,14 +378,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                     byte[] member = span.size() == 1 ? bytes // the common case for large files: no 4 MiB copy
                             : Arrays.copyOfRange(bytes, (int) (chunk.compressedOffset() - start),
                                     (int) (chunk.compressedEnd() - start));
-                    byte[] data = decoder.decode(chunk, member);
-                    if (keepInMemory) {
-                        memory.put(chunk, data);
-                    }
-                    if (disk.put(chunk, data)) {
-                        markLocal(chunk);
-                    }
-                    futures.get(i).complete(data);
+                    store(chunk, decoder.decode(chunk, member), keepInMemory, futures.get(i));
                 } catch (InvalidBlobException e) {
                     futures.get(i).completeExceptionally(failure(new IOException("layer " + digest + ": " + e.getMessage(), e)));
                 }
@@ -346,6 +399,69 @@ public final class LayerReader implements ChunkSource, Closeable {
         return mine;
     }
 
+    /** Verified bytes of a chunk: into the tiers, then to its waiters (who need not wait for the disk write). */
+    private void store(Chunk chunk, byte[] data, boolean keepInMemory, CompletableFuture<byte[]> waiters) {
+        ChunkKey key = new ChunkKey(digest, chunk.digest());
+        if (keepInMemory) {
+            memory.put(key, data);
+        }
+        waiters.complete(data);
+        if (disk.put(key, data)) {
+            markLocal(chunk);
+        }
+    }
+
+    /**
+     * A chunk whose span is much longer than the bytes it needs out of it: only a hostile or odd TOC
+     * makes one (a one-byte file at an inner offset of a member that runs to the TOC), and reading
+     * the whole span for it would hold up to the member limit (256 MiB) per reader.
+     */
+    private static boolean oversized(Chunk c) {
+        long needed = c.innerOffset() + c.size();
+        return c.compressedLength() > 2 * needed + STREAM_SLACK;
+    }
+
+    /** An oversized chunk, read piece by piece and inflated as the pieces come, until its bytes are out. */
+    private byte[] streamed(Chunk c) throws IOException {
+        int firstWindow = (int) Math.min(c.compressedLength(), c.innerOffset() + c.size() + STREAM_SLACK);
+        CountingReader counting = new CountingReader(remote);
+        try (Closeable held = scheduler.holdBytes(8L << 20)) {
+            return decoder.decode(c, counting, firstWindow);
+        } catch (InvalidBlobException e) {
+            throw failure(new IOException("layer " + digest + ": " + e.getMessage(), e));
+        } catch (IOException e) {
+            throw failure(new IOException("fetching " + c.describe() + " of layer " + digest + " failed: "
+                    + e.getMessage(), e));
+        } finally {
+            fetchRequests.addAndGet(counting.requests);
+            fetchedBytes.addAndGet(counting.bytes);
+        }
+    }
+
+    /** Counts what a streamed decode read. */
+    private static final class CountingReader implements RangeReader {
+        private final RangeReader inner;
+        long requests;
+        long bytes;
+
+        CountingReader(RangeReader inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public long size() throws IOException {
+            return inner.size();
+        }
+
+        @Override
+        public byte[] read(long offset, int length) throws IOException {
+            byte[] b = inner.read(offset, length);
+            requests++;
+            bytes += b.length;
+            return b;
+        }
+    }
+
     private IOException failure(IOException e) {
         failures.incrementAndGet();
         lastError = e.getMessage();
@@ -362,6 +478,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         if (!local.get(chunk.index())) {
             local.set(chunk.index());
             localBytes += chunk.size();
+            localCompressedBytes += memberBytes(chunk);
         }
     }
 
@@ -369,12 +486,45 @@ public final class LayerReader implements ChunkSource, Closeable {
         if (local.get(chunk.index())) {
             local.clear(chunk.index());
             localBytes -= chunk.size();
+            localCompressedBytes -= memberBytes(chunk);
         }
     }
 
+    /** A member's compressed length, counted for the chunk that starts it, so shared members count once. */
+    private static long memberBytes(Chunk chunk) {
+        return chunk.innerOffset() == 0 ? Math.min(chunk.compressedLength(), chunk.size() + STREAM_SLACK) : 0;
+    }
+
+    /**
+     * After the disk tier evicted chunks of this layer, unmarks those it no longer holds; true when
+     * any was. A chunk counts as local only while the disk tier has it.
+     */
+    private boolean recheckLocal() {
+        if (!evictedSinceCheck) {
+            return false;
+        }
+        evictedSinceCheck = false;
+        boolean changed = false;
+        for (int i = nextLocal(0); i >= 0; i = nextLocal(i + 1)) {
+            Chunk c = index.chunkAt(i);
+            if (c != null && !disk.contains(new ChunkKey(digest, c.digest()))) {
+                unmarkLocal(c);
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    private synchronized int nextLocal(int from) {
+        return local.nextSetBit(from);
+    }
+
     /** Bytes of the layer's files this node holds, out of {@link #totalBytes()}. */
-    public synchronized long localBytes() {
-        return localBytes;
+    public long localBytes() {
+        recheckLocal();
+        synchronized (this) {
+            return localBytes;
+        }
     }
 
     public long totalBytes() {
@@ -411,14 +561,18 @@ public final class LayerReader implements ChunkSource, Closeable {
         ByteArrayOutputStream out = new ByteArrayOutputStream(512);
         try (JsonGenerator g = JSON.createGenerator(out)) {
             long have = localBytes();
+            long haveCompressed;
+            synchronized (this) {
+                haveCompressed = Math.min(blobSize, localCompressedBytes);
+            }
             g.writeStartObject();
             if (lastError != null) {
                 g.writeStringField("error", lastError);
                 g.writeStringField("errorTime", lastErrorAt.toString());
             }
-            g.writeStringField("digest", digest);
+            g.writeStringField("digest", digest.toString());
             g.writeNumberField("size", blobSize);
-            g.writeNumberField("fetchedSize", fetchedBytes.get());
+            g.writeNumberField("fetchedSize", haveCompressed);
             g.writeNumberField("fetchedPercent", totalBytes == 0 ? 100.0 : Math.floor(have * 10000.0 / totalBytes) / 100);
             g.writeNumberField("localBytes", have);
             g.writeNumberField("totalBytes", totalBytes);
@@ -428,6 +582,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             g.writeNumberField("registry", servedFromRegistry.get());
             g.writeEndObject();
             g.writeNumberField("fetchRequests", fetchRequests.get());
+            g.writeNumberField("fetchedBytes", fetchedBytes.get());
             g.writeNumberField("failures", failures.get());
             g.writeStringField("prefetch", prefetchState);
             g.writeStringField("backgroundFetch", backgroundState);

@@ -1,16 +1,14 @@
 package dev.starling.fetch;
 
-import dev.starling.estargz.Chunk;
-import java.nio.ByteBuffer;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The memory tier: verified chunks kept by their digest (content-addressed, so a chunk shared by two
- * layers is held once), bounded in bytes, least recently used out first. FUSE reads arrive in
- * 128 KiB-1 MiB pieces of chunks of up to 4 MiB; without this tier each piece would load (or fetch)
- * its whole chunk again.
+ * The memory tier: verified chunks kept by {@link ChunkKey} (blob and chunk digest, so a chunk
+ * serves only the layer whose blob holds it), bounded in bytes, least recently used out first. FUSE
+ * reads arrive in 128 KiB-1 MiB pieces of chunks of up to 4 MiB; without this tier each piece would
+ * load (or fetch) its whole chunk again.
  *
  * <p>Plain LRU on purpose, not Caffeine's W-TinyLFU: that policy resists scans by refusing new
  * entries that are seen less often than its victim, and a sequential reader is a scan whose chunks
@@ -19,26 +17,26 @@ import java.util.Map;
  */
 public final class MemoryChunkCache {
     private final long maxBytes;
-    private final LinkedHashMap<ByteBuffer, byte[]> chunks = new LinkedHashMap<>(256, 0.75f, true);
+    private final LinkedHashMap<ChunkKey, byte[]> chunks = new LinkedHashMap<>(256, 0.75f, true);
     private long bytes;
 
     public MemoryChunkCache(long maxBytes) {
         this.maxBytes = maxBytes;
     }
 
-    /** The chunk's bytes, or null. Chunks without a digest are never stored, so never found. */
-    public synchronized byte[] get(Chunk chunk) {
-        return chunk.digest() == null ? null : chunks.get(ByteBuffer.wrap(chunk.digest()));
+    /** The chunk's bytes, or null. */
+    public synchronized byte[] get(ChunkKey key) {
+        return chunks.get(key);
     }
 
-    /** Stores bytes already verified against the chunk's digest. */
-    public synchronized void put(Chunk chunk, byte[] data) {
-        if (chunk.digest() == null || data.length > maxBytes) {
+    /** Stores bytes already verified against the key's chunk digest. */
+    public synchronized void put(ChunkKey key, byte[] data) {
+        if (data.length > maxBytes) {
             return;
         }
-        byte[] previous = chunks.put(ByteBuffer.wrap(chunk.digest()), data);
+        byte[] previous = chunks.put(key, data);
         bytes += data.length - (previous == null ? 0 : previous.length);
-        Iterator<Map.Entry<ByteBuffer, byte[]>> eldest = chunks.entrySet().iterator();
+        Iterator<Map.Entry<ChunkKey, byte[]>> eldest = chunks.entrySet().iterator();
         while (bytes > maxBytes && eldest.hasNext()) {
             bytes -= eldest.next().getValue().length;
             eldest.remove();

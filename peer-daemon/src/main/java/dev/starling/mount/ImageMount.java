@@ -72,7 +72,7 @@ public final class ImageMount implements AutoCloseable {
         FetchScheduler scheduler = new FetchScheduler(fetchOptions);
         Manifest manifest = client.manifest(ref);
         if (manifest.isIndex()) {
-            manifest = client.manifest(ref.withDigest(manifest.select(platform).digest()));
+            manifest = client.manifest(ref.withDigest(manifest.select(platform).digest().toString()));
         }
         List<Descriptor> descriptors = manifest.layers();
         List<LayerMount> mounted = new ArrayList<>();
@@ -88,17 +88,17 @@ public final class ImageMount implements AutoCloseable {
                             + ImageConverter.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
                             + "trusted. Convert the image with `starling convert`.");
                 }
-                RegistryRangeReader remote = new RegistryRangeReader(client, ref, d.digest());
+                RegistryRangeReader remote = new RegistryRangeReader(client, ref, d.digest().toString());
                 remotes.add(remote);
                 EStargzBlob blob = EStargzBlob.open(remote, toc);
                 LayerReader reader = new LayerReader(d.digest(), blob, remote, memory, disk, scheduler);
                 readers.add(reader);
                 mounted.add(LayerMount.mount(blob.index(), reader, workDir.resolve("layer-" + i),
-                        ref.repository() + "@" + d.digest().substring(7, 19),
+                        ref.repository() + "@" + d.digest().shortHex(),
                         new StateFile(d.digest() + ".json", reader::stateJson), mountOptions));
             }
             image = new ImageMount(target, mounted, remotes, readers, scheduler);
-            image.overlay(workDir);
+            image.overlay(workDir, mountOptions);
         } catch (IOException | RuntimeException e) {
             if (image != null) {
                 image.close();
@@ -140,7 +140,7 @@ public final class ImageMount implements AutoCloseable {
         }
     }
 
-    private void overlay(Path workDir) throws IOException {
+    private void overlay(Path workDir, MountOptions mountOptions) throws IOException {
         Files.createDirectories(target);
         // overlayfs without an upper dir needs two lower dirs: an empty one at the bottom serves single-layer images.
         Path empty = Files.createDirectories(workDir.resolve("empty"));
@@ -149,7 +149,8 @@ public final class ImageMount implements AutoCloseable {
             lower.append(layers.get(i).mountPoint()).append(':');
         }
         lower.append(empty);
-        SystemCommand.run("mount", "-t", "overlay", OVERLAY_SOURCE, "-o", "ro,lowerdir=" + lower, target.toString());
+        SystemCommand.run("mount", "-t", "overlay", OVERLAY_SOURCE, "-o",
+                "ro," + mountOptions.securityFlags() + ",lowerdir=" + lower, target.toString());
         overlaid = true;
     }
 

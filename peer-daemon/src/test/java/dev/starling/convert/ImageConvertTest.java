@@ -105,7 +105,7 @@ class ImageConvertTest {
         Manifest m = client.manifest(dst);
         assertEquals(MediaTypes.OCI_MANIFEST, m.mediaType());
         assertEquals(MediaTypes.OCI_CONFIG, m.config().mediaType());
-        JsonNode config = JSON.readTree(fetch(dst, m.config().digest()));
+        JsonNode config = JSON.readTree(fetch(dst, m.config().digest().toString()));
         assertEquals("python3", config.path("config").path("Cmd").get(0).asText(), "the rest of the config is kept");
         List<Descriptor> layers = m.layers();
         assertEquals(2, layers.size());
@@ -114,7 +114,7 @@ class ImageConvertTest {
             assertEquals(MediaTypes.OCI_LAYER_GZIP, layer.mediaType());
             String toc = layer.annotations().get(ImageConverter.TOC_DIGEST);
             assertNotNull(toc, "toc.digest annotation on layer " + i);
-            byte[] blob = fetch(dst, layer.digest());
+            byte[] blob = fetch(dst, layer.digest().toString());
             byte[] decompressed;
             try (InputStream in = new GZIPInputStream(new java.io.ByteArrayInputStream(blob))) {
                 decompressed = in.readAllBytes();
@@ -146,7 +146,7 @@ class ImageConvertTest {
         assertEquals(List.of("linux/amd64", "linux/arm64"),
                 index.manifests().stream().map(d -> d.platform().toString()).toList());
         for (Descriptor d : index.manifests()) {
-            Manifest platformManifest = client.manifest(all.withDigest(d.digest()));
+            Manifest platformManifest = client.manifest(all.withDigest(d.digest().toString()));
             assertEquals(MediaTypes.OCI_MANIFEST, platformManifest.mediaType());
             assertNotNull(platformManifest.layers().getFirst().annotations().get(ImageConverter.TOC_DIGEST));
         }
@@ -180,10 +180,10 @@ class ImageConvertTest {
             Manifest m = client.manifest(original);
             ImageReference inMirror = mirror.ref("source/app:v1");
             for (Descriptor d : m.layers()) {
-                client.pushBlob(inMirror, d.digest(), dir.resolve(d.digest().equals(layerDigests.get(0)) ? "base.tar.gz"
+                client.pushBlob(inMirror, d.digest().toString(), dir.resolve(d.digest().toString().equals(layerDigests.get(0)) ? "base.tar.gz"
                         : "app.tar.gz"), null);
             }
-            client.pushBlob(inMirror, m.config().digest(), dir.resolve("config.json"), null);
+            client.pushBlob(inMirror, m.config().digest().toString(), dir.resolve("config.json"), null);
             client.pushManifest(inMirror, m.raw(), m.mediaType());
             int before = countRequests(registry, "GET", "/v2/source/app/blobs/");
             assertEquals(0, StarlingCli.run("convert", "--registry-mirror", registry.host() + "=" + mirror.host(),

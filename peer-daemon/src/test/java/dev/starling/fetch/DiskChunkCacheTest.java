@@ -14,6 +14,7 @@ import dev.starling.estargz.tar.TarHeader;
 import dev.starling.estargz.tar.TarWriter;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.estargz.write.Converter;
+import dev.starling.registry.Digest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
@@ -75,17 +76,85 @@ class DiskChunkCacheTest {
         }
     }
 
+    /** The blob the test chunks are filed under. */
+    static final Digest BLOB = Digest.parse("sha256:" + "ab".repeat(32));
+
+    static ChunkKey key(Chunk c) throws java.io.IOException {
+        return ChunkKey.of(BLOB, c);
+    }
+
+    static byte[] get(DiskChunkCache cache, Chunk c) throws java.io.IOException {
+        return cache.get(key(c), c);
+    }
+
+    /** Get, or load from {@code origin} and store: what a layer's read path does. */
+    static byte[] read(DiskChunkCache cache, Chunk c, ChunkSource origin) throws java.io.IOException {
+        byte[] data = get(cache, c);
+        if (data == null) {
+            data = origin.read(c);
+            cache.put(key(c), data);
+        }
+        return data;
+    }
+
+    @Test
+    void aChunkServesOnlyTheBlobThatHoldsIt() throws Exception {
+        // Another image's TOC may name the digest of a private file's chunk: it must not get those bytes.
+        Origin origin = new Origin();
+        byte[] secret = random(5, 10_000);
+        Chunk c = origin.add(secret);
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
+        read(cache, c, origin);
+        Digest other = Digest.parse("sha256:" + "cd".repeat(32));
+        assertEquals(null, cache.get(ChunkKey.of(other, c), c), "a chunk of one blob is never a hit for another");
+        assertTrue(!cache.contains(ChunkKey.of(other, c)));
+        assertArrayEquals(secret, get(cache, c), "the blob that holds it still has it");
+    }
+
+    @Test
+    void evictingAMountedLayersChunkTellsTheLayerAndTooSmallABoundIsReported() throws Exception {
+        Path work = Files.createDirectories(dir.resolve("layer"));
+        Path tree = Files.createDirectories(work.resolve("tree"));
+        for (int i = 0; i < 3; i++) {
+            Files.write(tree.resolve("f-" + i), random(90 + i, 400_000));
+        }
+        var layer = dev.starling.mount.EStargzImages.convert(tree, work.resolve("layer.esgz"), ConvertOptions.defaults());
+        TocIndex index = EStargzBlob.open(RangeReader.of(Files.readAllBytes(layer.blob())), layer.tocDigest()).index();
+        DiskChunkCache cache = new DiskChunkCache(dir.resolve("cache"), 1_000_000);
+        java.util.List<ChunkKey> evicted = new java.util.concurrent.CopyOnWriteArrayList<>();
+        try (var retained = cache.retain(BLOB, index, evicted::add)) {
+            assertTrue(!cache.canHoldMountedLayers(), "1.2 MB of mounted chunks do not fit in 1 MB");
+            for (int i = 0; i < 3; i++) {
+                cache.put(key(index.chunk(index.lookup("f-" + i), 0)), random(90 + i, 400_000));
+            }
+            assertEquals(java.util.List.of(key(index.chunk(index.lookup("f-0"), 0))), evicted);
+        }
+        DiskChunkCache large = new DiskChunkCache(dir.resolve("large"), 10 << 20);
+        try (var retained = large.retain(BLOB, index, evicted::add)) {
+            assertTrue(large.canHoldMountedLayers());
+        }
+    }
+
+    @Test
+    void filesOfTheOldLayoutAreDroppedAtStart() throws Exception {
+        Path old = Files.createDirectories(dir.resolve("ab"));
+        Files.write(old.resolve("ab".repeat(32)), new byte[10]);
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
+        assertEquals(0, cache.chunks());
+        assertTrue(!Files.exists(old.resolve("ab".repeat(32))), "a chunk keyed by digest alone names no blob");
+    }
+
     @Test
     void chunksSurviveARestartAndAreLoadedOnce() throws Exception {
         Origin origin = new Origin();
         Chunk a = origin.add(random(1, 100_000));
         DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
-        assertArrayEquals(origin.known.values().iterator().next(), cache.read(a, origin));
-        cache.read(a, origin);
+        assertArrayEquals(origin.known.values().iterator().next(), read(cache, a, origin));
+        read(cache, a, origin);
         assertEquals(1, origin.loads.get());
         DiskChunkCache restarted = new DiskChunkCache(dir, 10 << 20);
         assertEquals(1, restarted.chunks());
-        restarted.read(a, origin);
+        read(restarted, a, origin);
         assertEquals(1, origin.loads.get(), "served from disk after the restart");
         assertEquals(1, restarted.hits());
     }
@@ -98,15 +167,15 @@ class DiskChunkCacheTest {
             chunks[i] = origin.add(random(10 + i, 400_000));
         }
         DiskChunkCache cache = new DiskChunkCache(dir, 1_000_000);
-        cache.read(chunks[0], origin);
-        cache.read(chunks[1], origin);
-        cache.read(chunks[0], origin); // 0 is now more recent than 1
-        cache.read(chunks[2], origin); // over the bound: 1 goes
+        read(cache, chunks[0], origin);
+        read(cache, chunks[1], origin);
+        read(cache, chunks[0], origin); // 0 is now more recent than 1
+        read(cache, chunks[2], origin); // over the bound: 1 goes
         assertTrue(cache.bytes() <= 1_000_000);
         int before = origin.loads.get();
-        cache.read(chunks[0], origin);
+        read(cache, chunks[0], origin);
         assertEquals(before, origin.loads.get(), "the recently used chunk stayed");
-        cache.read(chunks[1], origin);
+        read(cache, chunks[1], origin);
         assertEquals(before + 1, origin.loads.get(), "the least recently used chunk was evicted");
     }
 
@@ -122,24 +191,24 @@ class DiskChunkCacheTest {
         DiskChunkCache cache = new DiskChunkCache(dir.resolve("cache"), 1_000_000);
         for (int i = 0; i < 3; i++) {
             Chunk c = index.chunk(index.lookup("mounted-" + i), 0);
-            cache.put(c, random(40 + i, 300_000));
+            cache.put(key(c), random(40 + i, 300_000));
         }
-        try (var retained = cache.retain(index)) {
+        try (var retained = cache.retain(BLOB, index, evicted -> { })) {
             Origin origin = new Origin();
             for (int i = 0; i < 3; i++) {
-                cache.read(origin.add(random(60 + i, 300_000)), origin); // newer, but of no mounted layer
+                read(cache, origin.add(random(60 + i, 300_000)), origin); // newer, but of no mounted layer
             }
             assertTrue(cache.bytes() <= 1_000_000);
             for (int i = 0; i < 3; i++) {
-                assertArrayEquals(random(40 + i, 300_000), cache.get(index.chunk(index.lookup("mounted-" + i), 0)),
+                assertArrayEquals(random(40 + i, 300_000), get(cache, index.chunk(index.lookup("mounted-" + i), 0)),
                         "the mounted layer's chunk " + i + " stayed although it is the least recently used");
             }
         }
         Origin later = new Origin();
         for (int i = 0; i < 3; i++) {
-            cache.read(later.add(random(80 + i, 300_000)), later);
+            read(cache, later.add(random(80 + i, 300_000)), later);
         }
-        assertEquals(null, cache.get(index.chunk(index.lookup("mounted-0"), 0)), "unmounted, its chunks go like any other");
+        assertEquals(null, get(cache, index.chunk(index.lookup("mounted-0"), 0)), "unmounted, its chunks go like any other");
     }
 
     @Test
@@ -148,13 +217,13 @@ class DiskChunkCacheTest {
         byte[] data = random(3, 50_000);
         Chunk c = origin.add(data);
         DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
-        cache.read(c, origin);
+        read(cache, c, origin);
         String hex = HexFormat.of().formatHex(c.digest());
-        Path file = dir.resolve(hex.substring(0, 2)).resolve(hex);
+        Path file = dir.resolve(BLOB.hex()).resolve(hex);
         byte[] onDisk = Files.readAllBytes(file);
         onDisk[100] ^= 1;
         Files.write(file, onDisk);
-        assertArrayEquals(data, cache.read(c, origin), "never the damaged bytes");
+        assertArrayEquals(data, read(cache, c, origin), "never the damaged bytes");
         assertEquals(2, origin.loads.get());
         assertArrayEquals(data, Files.readAllBytes(file), "the good bytes were written back");
     }
@@ -168,7 +237,7 @@ class DiskChunkCacheTest {
             DiskChunkCache cache = new DiskChunkCache(small.resolve("cache"), 100L << 20);
             for (int i = 0; i < 5; i++) {
                 byte[] data = random(20 + i, 100_000);
-                assertArrayEquals(data, cache.read(origin.add(data), origin), "chunk " + i + " served");
+                assertArrayEquals(data, read(cache, origin.add(data), origin), "chunk " + i + " served");
             }
             assertTrue(cache.writeFailures() > 0, "the 256 KiB disk filled up");
             try (var left = Files.walk(small)) {

@@ -104,7 +104,7 @@ class LayerReaderTest {
         EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
         FetchScheduler scheduler = new FetchScheduler(options);
         DiskChunkCache disk = new DiskChunkCache(dir.resolve("chunks-" + System.nanoTime()), 1L << 30);
-        return new Opened(new LayerReader(blobDigest, blob, remote, new MemoryChunkCache(64 << 20), disk, scheduler), scheduler);
+        return new Opened(new LayerReader(dev.starling.registry.Digest.parse(blobDigest), blob, remote, new MemoryChunkCache(64 << 20), disk, scheduler), scheduler);
     }
 
     private static byte[] readFile(Opened o, String name) throws IOException {

@@ -4,15 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-import dev.starling.estargz.Chunk;
 import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
 
 /** The memory tier keeps what was put last (read-ahead puts chunks just before they are read). */
 class MemoryChunkCacheTest {
-    private static Chunk chunk(int n) {
-        byte[] digest = ByteBuffer.allocate(32).putInt(n).array();
-        return new Chunk(null, 0, 4 << 20, 0, 0, 0, digest, n);
+    private static ChunkKey chunk(int n) {
+        return new ChunkKey(DiskChunkCacheTest.BLOB, ByteBuffer.allocate(32).putInt(n).array());
     }
 
     @Test

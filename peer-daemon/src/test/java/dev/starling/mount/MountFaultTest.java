@@ -225,6 +225,27 @@ class MountFaultTest {
         }
     }
 
+    /**
+     * A disk tier smaller than the mounted layers: the state must not claim what the cache no longer
+     * holds, and background fetch stops and says so instead of fetching and evicting in a loop.
+     */
+    @Test
+    void aCacheTooSmallForTheLayerIsReportedNotClaimedAsLocal() throws Exception {
+        Pushed image = push("small-cache", ConvertOptions.defaults());
+        try (ImageMount mount = ImageMount.mount(client, image.ref(), Descriptor.Platform.parse("linux/amd64"),
+                dir.resolve("rootfs"), Files.createDirectories(dir.resolve("work-small")),
+                new DiskChunkCache(dir.resolve("chunks-small"), 8L << 20),
+                FetchOptions.DEFAULTS.withBackgroundQuietMillis(0).withBackgroundBytesPerSecond(0), MountOptions.DEFAULTS)) {
+            Path root = dir.resolve("rootfs");
+            assertArrayEquals(big, Files.readAllBytes(root.resolve("data/big.bin")), "40 MiB read through an 8 MiB cache");
+            String s = awaitState(image, st -> st.contains("\"backgroundFetch\":\"stopped: the disk cache"));
+            assertTrue(field(s, "localBytes") <= 8L << 20, "only what the cache holds counts as local: " + s);
+            assertTrue(field(s, "fetchedSize") <= field(s, "size"), s);
+            assertFalse(s.contains("\"fetchedPercent\":100.0"), s);
+            assertTrue(s.contains("raise --cache-size"), "the state says what to do: " + s);
+        }
+    }
+
     @Test
     void fullCacheDiskStillServesReads() throws Exception {
         Pushed image = push("full", ConvertOptions.defaults());

@@ -29,7 +29,7 @@ final class BlobReader {
 
     private final RegistryTransport transport;
     private final Map<String, CompletableFuture<List<byte[]>>> inFlight = new ConcurrentHashMap<>();
-    /** Where the registry redirected each blob (pre-signed storage URLs), reused until it answers 403. */
+    /** Where the registry redirected each blob (pre-signed storage URLs), reused until it fails. */
     private final Map<String, HttpUrl> locations = new ConcurrentHashMap<>();
     /** Hosts that refused a multi-range request. */
     private final Set<String> singleRangeHosts = ConcurrentHashMap.newKeySet();
@@ -166,8 +166,10 @@ final class BlobReader {
                 if (location == null && r.priorResponse() == null && !r.request().url().equals(transport.url(repo, "blobs/" + digest))) {
                     locations.put(blob, r.request().url());
                 }
-                if (r.code() == 403 && location != null && attempt == 0) {
-                    // Pre-signed storage URLs expire: ask the registry for a fresh one, once.
+                if (!r.isSuccessful() && location != null && attempt == 0) {
+                    // Pre-signed storage URLs expire (403, or 400 from some stores) and storage hosts
+                    // fail (5xx) while the registry is fine: any failure of a pinned location goes
+                    // back to the registry for a fresh one, once.
                     locations.remove(blob);
                     continue;
                 }

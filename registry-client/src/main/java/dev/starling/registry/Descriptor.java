@@ -7,10 +7,11 @@ import java.util.Map;
  *
  * @param platform only on index entries, else null
  */
-public record Descriptor(String mediaType, String digest, long size, Map<String, String> annotations,
+public record Descriptor(String mediaType, Digest digest, long size, Map<String, String> annotations,
                          Platform platform) {
     public Descriptor {
-        annotations = annotations == null ? Map.of() : Map.copyOf(annotations);
+        // sorted, so a manifest written from descriptors has the same bytes on every run
+        annotations = annotations == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.TreeMap<>(annotations));
     }
 
     /** {@code os/architecture[/variant]}, as in {@code --platform linux/arm64/v8}. */

@@ -51,7 +51,17 @@ public final class Manifest {
         if (!MediaTypes.MANIFESTS.contains(mediaType)) {
             throw new RegistryException("unsupported manifest type " + mediaType, -1);
         }
-        return new Manifest(raw.clone(), mediaType, sha256(raw), json);
+        Manifest m = new Manifest(raw.clone(), mediaType, sha256(raw), json);
+        try {
+            m.manifests();
+            m.layers();
+            if (json.has("config")) {
+                m.config();
+            }
+        } catch (IllegalArgumentException e) {
+            throw new RegistryException("manifest " + m.digest + " is invalid: " + e.getMessage(), -1);
+        }
+        return m;
     }
 
     /** {@code sha256:<hex>} of {@code data}: the digest of a manifest or blob. */
@@ -132,7 +142,14 @@ public final class Manifest {
         JsonNode p = n.path("platform");
         Descriptor.Platform platform = p.isObject() ? new Descriptor.Platform(p.path("os").asText(),
                 p.path("architecture").asText(), p.path("variant").asText("")) : null;
-        return new Descriptor(n.path("mediaType").asText(""), n.path("digest").asText(""), n.path("size").asLong(-1),
+        String digest = n.path("digest").asText("");
+        Digest valid;
+        try {
+            valid = Digest.parse(digest);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("a descriptor's digest " + e.getMessage(), e);
+        }
+        return new Descriptor(n.path("mediaType").asText(""), valid, n.path("size").asLong(-1),
                 strings(n.path("annotations")), platform);
     }
 

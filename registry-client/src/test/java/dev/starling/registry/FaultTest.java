@@ -176,6 +176,24 @@ class FaultTest {
         assertEquals("bytes=0-10", server.takeRequest().getHeaders().get("Range"));
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(ints = {400, 500, 503, 404})
+    void aPinnedLocationThatFailsInAnyWayGoesBackToTheRegistryOnce(int status) throws Exception {
+        try (MockWebServer storage = new MockWebServer()) {
+            storage.start(InetAddress.getLoopbackAddress(), 0);
+            server.enqueue(new MockResponse.Builder().code(307).addHeader("Location", storage.url("/signed?v=1")).build());
+            storage.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
+            for (int i = 0; i < 8; i++) { // the storage keeps failing the old URL; retries must not stay on it
+                storage.enqueue(new MockResponse.Builder().code(status).body("signature expired").build());
+            }
+            assertArrayEquals("hello".getBytes(), client.readBlob(repo, DIGEST, 0, 5));
+            server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 6-10/11").body("world").build());
+            assertArrayEquals("world".getBytes(), client.readBlob(repo, DIGEST, 6, 5),
+                    "the registry itself answers once the pinned location fails with " + status);
+            assertEquals(2, server.getRequestCount());
+        }
+    }
+
     @Test
     void expiredRedirectIsRefreshedOnceOn403() throws Exception {
         try (MockWebServer storage = new MockWebServer()) {

@@ -95,7 +95,7 @@ class RegistryClientTest {
         assertEquals(digest, byTag.digest());
         assertArrayEquals(bytes, byTag.raw(), "served byte for byte");
         assertEquals("sha256:abc", byTag.layers().getFirst().annotations().get("containerd.io/snapshot/stargz/toc.digest"));
-        assertEquals(configDigest, byTag.config().digest());
+        assertEquals(configDigest, byTag.config().digest().toString());
         Manifest byDigest = client.manifest(ref.withDigest(digest).withTag(null).withDigest(digest));
         assertEquals(digest, byDigest.digest());
     }
