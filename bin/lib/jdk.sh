@@ -9,7 +9,21 @@ starling_java_major() {
 
 starling_select_jdk() {
   local candidate major
-  for candidate in "${STARLING_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
+  if [ -n "${STARLING_JAVA_HOME:-}" ]; then
+    # named by the user: use it or say why not, never fall back silently
+    if [ ! -x "$STARLING_JAVA_HOME/bin/java" ] || [ ! -x "$STARLING_JAVA_HOME/bin/javac" ]; then
+      echo "starling: STARLING_JAVA_HOME=$STARLING_JAVA_HOME has no bin/java and bin/javac (a JDK >= 25 is needed)." >&2
+      return 1
+    fi
+    major=$(starling_java_major "$STARLING_JAVA_HOME")
+    if [ -z "$major" ] || [ "$major" -lt 25 ]; then
+      echo "starling: STARLING_JAVA_HOME=$STARLING_JAVA_HOME is Java ${major:-of unknown version}; Starling needs JDK >= 25." >&2
+      return 1
+    fi
+    export JAVA_HOME="$STARLING_JAVA_HOME"
+    return 0
+  fi
+  for candidate in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
     [ -n "$candidate" ] && [ -x "$candidate/bin/java" ] && [ -x "$candidate/bin/javac" ] || continue
     major=$(starling_java_major "$candidate")
     if [ -n "$major" ] && [ "$major" -ge 25 ]; then

@@ -66,18 +66,37 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        List<String> prioritized = prioritize == null ? List.of()
-                : Files.readAllLines(prioritize).stream().map(String::strip).filter(s -> !s.isEmpty()).toList();
+        List<String> prioritized = prioritize == null ? List.of() : PrioritizedList.read(prioritize);
         ConvertOptions options = new ConvertOptions(chunkSize, minChunkSize, level, threads, lossless, prioritized);
         Path localInput = Path.of(source);
+        if (Files.isDirectory(localInput)) {
+            throw new IllegalArgumentException(source + " is a directory; convert takes a tar layer (tar, tar.gz, tar.zst) "
+                    + "or an image reference (make a tar of the directory first: tar -C DIR -cf layer.tar .)");
+        }
         if (!Files.isRegularFile(localInput)) {
-            if (source.matches(".*\\.(tar|tgz|gz|zst|esgz)$") || source.startsWith("/") || source.startsWith(".")) {
-                throw new java.nio.file.NoSuchFileException(source + " (no such file)");
+            if (looksLikeFile(source) || !looksLikeImage(source)) {
+                throw new java.nio.file.NoSuchFileException(source, null, "no such file, and not an image reference "
+                        + "with a registry host (like registry.example.com/app:v1)");
+            }
+            if (looksLikeFile(destination) || !looksLikeImage(destination)) {
+                throw new IllegalArgumentException(destination + " is not an image reference: converting the image "
+                        + source + " pushes the result to a registry (like registry.example.com/app:v1-esgz); to write "
+                        + "one layer to a file, convert a tar layer");
             }
             return convertImage(options);
         }
         Path input = localInput;
         Path output = Path.of(destination);
+        if (looksLikeImage(destination) && !looksLikeFile(destination)) {
+            throw new IllegalArgumentException(destination + " looks like an image reference, but converting the local "
+                    + "layer " + source + " writes a file; give an output file (like layer.esgz), or convert an image "
+                    + "reference to push an image");
+        }
+        Path parent = output.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) {
+            throw new java.nio.file.NoSuchFileException(parent.toString(), null,
+                    "the output's directory does not exist; create it first");
+        }
         long start = System.nanoTime();
         ConvertResult r;
         try (ProgressBar bar = new ProgressBar("converting " + input.getFileName())) {
@@ -101,31 +120,60 @@ final class ConvertCommand implements Callable<Integer> {
         return 0;
     }
 
-    private int convertImage(ConvertOptions options) throws Exception {
-        ImageReference src, dst;
+    /** A path, not a reference: absolute or relative by its look, or named like a layer file. */
+    static boolean looksLikeFile(String text) {
+        return text.startsWith("/") || text.startsWith("./") || text.startsWith("../")
+                || text.matches("(?i).*\\.(tar|tgz|gz|zst|esgz|tar\\.gz|tar\\.zst)$");
+    }
+
+    /** A reference that names its registry (host with a dot or a port, or localhost), as users push to. */
+    static boolean looksLikeImage(String text) {
         try {
-            src = ImageReference.parse(source);
-            dst = ImageReference.parse(destination);
+            ImageReference.parse(text);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(source + " is neither a file nor an image reference: " + e.getMessage());
+            return false;
         }
+        int slash = text.indexOf('/');
+        String first = slash < 0 ? "" : text.substring(0, slash);
+        return first.contains(".") || first.contains(":") || first.equals("localhost");
+    }
+
+    private int convertImage(ConvertOptions options) throws Exception {
+        ImageReference src = ImageReference.parse(source);
+        ImageReference dst = ImageReference.parse(destination);
         RegistryClient.Settings settings = registry.settings();
         Path work = Files.createTempDirectory("starling-convert-");
         long start = System.nanoTime();
+        LayerProgress progress = new LayerProgress(json);
         try (RegistryClient client = new RegistryClient(settings)) {
-            ImageConverter converter = new ImageConverter(client, options, work, new LayerProgress());
+            ImageConverter converter = new ImageConverter(client, options, work, progress);
             String digest = converter.convert(src, dst, platform == null ? null : Descriptor.Platform.parse(platform));
             double seconds = (System.nanoTime() - start) / 1e9;
-            System.out.printf("pushed %s@%s in %.1f s%n", dst, digest, seconds);
+            if (json) {
+                com.fasterxml.jackson.databind.node.ObjectNode out = JSON.createObjectNode();
+                out.put("reference", dst.toString()).put("digest", digest).put("seconds", Math.round(seconds * 1000) / 1000.0);
+                out.set("layers", progress.layers);
+                System.out.println(JSON.writeValueAsString(out));
+            } else {
+                System.out.printf("pushed %s@%s in %.1f s%n", dst, digest, seconds);
+            }
             return 0;
         } finally {
             WorkDirectory.delete(work);
         }
     }
 
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
     /** One line per layer, and a progress bar while it converts. */
     private static final class LayerProgress implements ImageConverter.Listener {
+        private final boolean json;
+        final com.fasterxml.jackson.databind.node.ArrayNode layers = JSON.createArrayNode();
         private ProgressBar bar;
+
+        LayerProgress(boolean json) {
+            this.json = json;
+        }
 
         @Override
         public void layerStarted(String platform, int index, int count, Descriptor layer) {
@@ -140,6 +188,13 @@ final class ConvertCommand implements Callable<Integer> {
         @Override
         public void layerDone(String platform, int index, Descriptor converted, ConvertResult result) {
             bar.close();
+            if (json) {
+                layers.addObject().put("platform", platform).put("layer", index + 1)
+                        .put("digest", converted.digest().toString()).put("size", converted.size())
+                        .put("tocDigest", result.tocDigest()).put("diffId", result.diffId())
+                        .put("uncompressedSize", result.uncompressedSize());
+                return;
+            }
             System.out.printf("%slayer %d: %s  %s  toc %s%n", platform.isEmpty() ? "" : platform + " ", index + 1,
                     converted.digest(), Sizes.human(converted.size()), result.tocDigest());
         }

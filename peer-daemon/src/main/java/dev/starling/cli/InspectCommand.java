@@ -13,6 +13,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -29,7 +31,7 @@ final class InspectCommand implements Callable<Integer> {
     Path blob;
 
     @Option(names = "--toc-digest", paramLabel = "sha256:...",
-            description = "expected TOC digest (the layer's containerd.io/snapshot/stargz/toc.digest annotation)")
+            description = {"expected TOC digest: the layer's", "containerd.io/snapshot/stargz/toc.digest annotation"})
     String tocDigest;
 
     @Option(names = "--verify", description = "verify every chunk even without --toc-digest")
@@ -38,6 +40,15 @@ final class InspectCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = System.out;
+        if (Files.isDirectory(blob)) {
+            throw new IllegalArgumentException(blob + " is a directory; inspect takes an eStargz blob file");
+        }
+        if (!Files.exists(blob)) {
+            throw new NoSuchFileException(blob.toString(), null, ConvertCommand.looksLikeImage(blob.toString())
+                    ? "no such file; inspect takes a local blob, not an image reference (fetch a layer with "
+                    + "`skopeo copy` or `curl`, or mount the image with `starling mount`)"
+                    : "no such file; inspect takes a local eStargz blob");
+        }
         try (RangeReader reader = RangeReader.open(blob)) {
             EStargzBlob.RawToc raw = EStargzBlob.readToc(reader, ReaderLimits.DEFAULT);
             List<TocEntry> entries = new ArrayList<>(raw.entries());

@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -27,16 +28,24 @@ final class MountCommand implements Callable<Integer> {
     @Parameters(index = "1", paramLabel = "DIR", description = "where the image's root file system appears")
     Path target;
 
-    @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]", description = "for multi-platform images (default: linux/amd64)")
-    String platform = "linux/amd64";
+    @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+            description = "the platform to mount: picks it from a multi-platform image, and is checked against a "
+                    + "single-platform one (default: linux/amd64 from an index; a single-platform image as it is)")
+    String platform;
 
     @Option(names = "--cache-dir", paramLabel = "DIR",
-            description = "disk tier: verified chunks by digest, kept across restarts (default: ${DEFAULT-VALUE})")
+            description = "disk tier: verified chunks by blob and digest, kept across restarts (default: ${DEFAULT-VALUE})")
     Path cacheDir = Path.of("/var/lib/starling/chunks");
 
     @Option(names = "--cache-size", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
-            description = "disk tier bound; least recently used chunks go first (default: 10GiB)")
-    long cacheSize = 10L << 30;
+            description = "disk tier bound; least recently used chunks go first (default: half the space the "
+                    + "cache directory's file system has)")
+    Long cacheSize;
+
+    @Option(names = "--allow-setuid-and-devices",
+            description = "mount without nosuid,nodev: setuid binaries, file capabilities and device nodes of the image "
+                    + "then act on this host for any local user; only for images trusted as much as the host")
+    boolean allowSetuidAndDevices;
 
     @Option(names = "--prefetch", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "fetch each layer's prioritized files (those before its .prefetch.landmark) right after "
@@ -72,25 +81,56 @@ final class MountCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         ImageReference ref = ImageReference.parse(image);
+        Descriptor.Platform wanted = platform == null ? null : Descriptor.Platform.parse(platform);
+        FetchOptions fetch = fetchOptions();
+        MountOptions mountOptions = MountOptions.DEFAULTS.withReadAheadBytes(readAhead)
+                .withSetuidAndDevices(allowSetuidAndDevices);
+        if (cacheSize != null && cacheSize <= 0) {
+            throw new IllegalArgumentException("--cache-size must be more than 0, not " + cacheSize);
+        }
+        if (Files.exists(target) && !Files.isDirectory(target) && !dev.starling.fuse.MountTable.isDead(target)) {
+            throw new IllegalArgumentException(target + " is not a directory; mount needs a directory to mount the "
+                    + "image on (it is created when missing)");
+        }
+        Privileges.requireMountPrivileges();
+        long size = cacheSize != null ? cacheSize : DiskChunkCache.defaultSize(cacheDir);
+        if (cacheSize == null) {
+            System.out.println("disk cache: " + Sizes.human(size) + " at " + cacheDir
+                    + " (half the space its file system has; --cache-size to change)");
+        }
         Path work = Files.createTempDirectory("starling-mount-");
         long t0 = System.nanoTime();
         CountDownLatch done = new CountDownLatch(1);
-        try (RegistryClient client = new RegistryClient(registry.settings());
-             ImageMount mount = ImageMount.mount(client, ref, Descriptor.Platform.parse(platform), target, work,
-                     new DiskChunkCache(cacheDir, cacheSize), fetchOptions(),
-                     MountOptions.DEFAULTS.withReadAheadBytes(readAhead))) {
+        try (RegistryClient client = new RegistryClient(registry.settings())) {
+            ImageMount mount = ImageMount.mount(client, ref, wanted, target, work, new DiskChunkCache(cacheDir, size),
+                    fetch, mountOptions);
             System.out.printf("mounted %s at %s: %d layer(s), ready in %.0f ms after fetching %s%n", ref, target,
                     mount.layerCount(), (System.nanoTime() - t0) / 1e6, Sizes.human(mount.bytesAtReady()));
             System.out.println("serving; each layer's state is in " + target.resolve(dev.starling.fuse.StateFile.DIRECTORY)
                     + "/; Ctrl-C or `starling umount " + target + "` to stop");
             System.out.flush();
+            AtomicBoolean finished = new AtomicBoolean();
+            Runnable finish = () -> {
+                if (finished.compareAndSet(false, true)) {
+                    try {
+                        mount.close();
+                    } catch (Exception e) {
+                        System.err.println("starling: unmounting " + target + ": " + StarlingCli.message(e));
+                    }
+                    System.out.printf("unmounted %s; fetched %s from the registry in %d request(s)%n", target,
+                            Sizes.human(mount.bytesFetched()), mount.requests());
+                    System.out.flush();
+                    try {
+                        WorkDirectory.delete(work);
+                    } catch (java.io.IOException ignored) {
+                        // a layer dir still busy is removed by the next tmp clean-up
+                    }
+                }
+            };
+            // Ctrl-C and SIGTERM run the same clean-up as `starling umount`: mounts, work dir, summary.
             Thread hook = new Thread(() -> {
                 done.countDown();
-                try {
-                    mount.close();
-                } catch (Exception ignored) {
-                    // exiting anyway; a stale mount is cleared on the next start
-                }
+                finish.run();
             }, "starling-unmount");
             Runtime.getRuntime().addShutdownHook(hook);
             while (!done.await(500, java.util.concurrent.TimeUnit.MILLISECONDS)) {
@@ -98,8 +138,10 @@ final class MountCommand implements Callable<Integer> {
                     break; // `starling umount DIR` (or umount) took the overlay away
                 }
             }
-            Runtime.getRuntime().removeShutdownHook(hook);
-            System.out.printf("unmounted %s; fetched %s in all%n", target, Sizes.human(mount.bytesFetched()));
+            if (done.getCount() > 0) {
+                Runtime.getRuntime().removeShutdownHook(hook);
+                finish.run();
+            }
             return 0;
         } finally {
             try {

@@ -20,6 +20,12 @@ final class RegistryOptions {
     List<String> mirrorSpecs = List.of();
 
     RegistryClient.Settings settings() {
+        for (String host : insecure) {
+            if (host.contains("://") || host.contains("/") || host.isBlank()) {
+                throw new IllegalArgumentException("--insecure-registry takes HOST[:PORT], not \"" + host
+                        + "\" (leave out the scheme and any path: plain http is what the option means)");
+            }
+        }
         Map<String, List<RegistryClient.Mirror>> mirrors = new LinkedHashMap<>();
         for (String spec : mirrorSpecs) {
             int eq = spec.indexOf('=');

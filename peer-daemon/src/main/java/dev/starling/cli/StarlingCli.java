@@ -18,6 +18,8 @@ public final class StarlingCli {
     /** Runs a command line and returns its exit code (tests call this in-process). */
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new StarlingCli());
+        // `starling COMMAND -V` prints the version too, not nothing
+        cli.getSubcommands().values().forEach(c -> c.getCommandSpec().versionProvider(new Version()));
         cli.setExecutionExceptionHandler((e, line, parsed) -> {
             line.getErr().println("starling: " + message(e));
             if (System.getenv("STARLING_DEBUG") != null) {
@@ -29,6 +31,18 @@ public final class StarlingCli {
     }
 
     static String message(Throwable e) {
+        if (e instanceof java.nio.file.FileSystemException f && f.getReason() == null) {
+            // Java names only the path; say what about it
+            String what = switch (f) {
+                case java.nio.file.NoSuchFileException x -> "no such file or directory";
+                case java.nio.file.AccessDeniedException x -> "permission denied";
+                case java.nio.file.FileAlreadyExistsException x -> "already exists (and is in the way)";
+                case java.nio.file.NotDirectoryException x -> "not a directory";
+                case java.nio.file.DirectoryNotEmptyException x -> "directory not empty";
+                default -> f.getClass().getSimpleName();
+            };
+            return f.getFile() + (f.getOtherFile() == null ? "" : " -> " + f.getOtherFile()) + ": " + what;
+        }
         String m = e.getMessage();
         return m == null || m.isBlank() ? e.toString() : m;
     }

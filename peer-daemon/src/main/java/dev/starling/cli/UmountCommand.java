@@ -1,5 +1,6 @@
 package dev.starling.cli;
 
+import dev.starling.fuse.MountTable;
 import dev.starling.fuse.SystemCommand;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -16,6 +17,19 @@ final class UmountCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         try {
+            if (MountTable.isDead(target)) {
+                // its `starling mount` was killed: nobody is left to unmount the layers, so do it here
+                SystemCommand.run("umount", "-l", "--no-canonicalize", target.toAbsolutePath().normalize().toString());
+                for (Path layer : MountTable.clearDeadLayerMounts()) {
+                    System.out.println("cleared the dead layer mount " + layer);
+                }
+                System.out.println("cleared the dead mount at " + target + " (its starling mount had died)");
+                return 0;
+            }
+            if (MountTable.at(target).isEmpty()) {
+                System.err.println("starling: nothing is mounted at " + target);
+                return 1;
+            }
             SystemCommand.run("umount", "-l", target.toString());
             return 0;
         } catch (java.io.IOException e) {

@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.estargz.write.ConvertResult;
 import dev.starling.estargz.write.Converter;
-import dev.starling.estargz.write.MissingPrioritizedFileException;
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.RangeReader;
+import dev.starling.estargz.TocIndex;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
@@ -71,6 +73,9 @@ public final class ImageConverter {
     public String convert(ImageReference src, ImageReference dst, Descriptor.Platform platform) throws IOException {
         Manifest top = client.manifest(src);
         if (!top.isIndex()) {
+            if (platform != null) {
+                requirePlatform(src, top, platform);
+            }
             Pushed pushed = convertManifest(src, top, dst, "");
             return client.pushManifest(dst, pushed.bytes, MediaTypes.OCI_MANIFEST);
         }
@@ -117,6 +122,27 @@ public final class ImageConverter {
     private record Pushed(byte[] bytes) {
     }
 
+    /**
+     * A single-platform image asked for as another platform: converting (or mounting) it anyway would
+     * run the wrong binaries, so it is refused, naming the platform it has.
+     */
+    public static void requirePlatform(RegistryClient client, ImageReference ref, Manifest manifest,
+                                       Descriptor.Platform wanted) throws IOException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        client.fetchBlob(ref, manifest.config().digest().toString(), out);
+        JsonNode config = JSON.readTree(out.toByteArray());
+        Descriptor.Platform has = new Descriptor.Platform(config.path("os").asText(""),
+                config.path("architecture").asText(""), config.path("variant").asText(""));
+        if (!has.matches(wanted)) {
+            throw new IOException(ref + " is a single-platform image for " + has + ", not " + wanted
+                    + "; drop --platform or name a platform the image has");
+        }
+    }
+
+    private void requirePlatform(ImageReference src, Manifest manifest, Descriptor.Platform wanted) throws IOException {
+        requirePlatform(client, src, manifest, wanted);
+    }
+
     /** A source layer, the eStargz layer pushed for it, and what the conversion reported. */
     private record ConvertedLayer(Descriptor original, Descriptor converted, ConvertResult result) {
     }
@@ -128,9 +154,10 @@ public final class ImageConverter {
         ArrayNode diffIds = JSON.createArrayNode();
         ArrayNode layers = JSON.createArrayNode();
         List<Descriptor> srcLayers = manifest.layers();
-        boolean prioritizedPlaced = options.prioritizedFiles().isEmpty();
+        // A start-up profile spans layers: each layer takes the prioritized paths it holds.
+        ConvertOptions perLayer = options.withPrioritizedInAnyLayer(true);
+        java.util.Set<String> unplaced = new java.util.LinkedHashSet<>(options.prioritizedFiles());
         List<ConvertedLayer> results = new ArrayList<>();
-        // The top-most layer holding the prioritized paths gets them; so convert from the top down.
         for (int i = srcLayers.size() - 1; i >= 0; i--) {
             Descriptor layer = srcLayers.get(i);
             listener.layerStarted(platform, i, srcLayers.size(), layer);
@@ -140,16 +167,12 @@ public final class ImageConverter {
                 try (OutputStream out = Files.newOutputStream(input)) {
                     client.fetchBlob(src, layer.digest().toString(), out);
                 }
-                ConvertResult r;
-                if (!prioritizedPlaced) {
-                    try {
-                        r = new Converter(options, listener::progress).convert(input, output);
-                        prioritizedPlaced = true;
-                    } catch (MissingPrioritizedFileException notHere) {
-                        r = new Converter(options.withPrioritizedFiles(List.of()), listener::progress).convert(input, output);
+                ConvertResult r = new Converter(perLayer, listener::progress).convert(input, output);
+                if (!unplaced.isEmpty()) {
+                    try (RangeReader blob = RangeReader.open(output)) {
+                        TocIndex index = EStargzBlob.open(blob, r.tocDigest()).index();
+                        unplaced.removeIf(path -> index.lookup(path) != null);
                     }
-                } else {
-                    r = new Converter(options.withPrioritizedFiles(List.of()), listener::progress).convert(input, output);
                 }
                 client.pushBlob(dst, r.blobDigest(), output, null);
                 Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, Digest.parse(r.blobDigest()), r.blobSize(),
@@ -162,8 +185,10 @@ public final class ImageConverter {
                 Files.deleteIfExists(output);
             }
         }
-        if (!prioritizedPlaced) {
-            throw new MissingPrioritizedFileException(options.prioritizedFiles().getFirst());
+        if (!unplaced.isEmpty()) {
+            throw new IOException("prioritized " + (unplaced.size() == 1 ? "file " : "files ")
+                    + String.join(", ", unplaced.stream().map(p -> "\"" + p + "\"").toList()) + " in no layer of " + src
+                    + (platform.isEmpty() ? "" : " (" + platform + ")") + "; fix the --prioritize list");
         }
         for (ConvertedLayer row : results) {
             Descriptor original = row.original();

@@ -34,9 +34,10 @@ public final class RegistryRangeReader implements RangeReader {
             throw new java.io.EOFException("range [" + offset + ", +" + length + ") is outside blob " + digest
                     + " (" + size + " bytes)");
         }
-        requests.incrementAndGet();
-        bytesRead.addAndGet(length);
-        return client.readBlob(repo, digest, offset, length);
+        byte[] data = client.readBlob(repo, digest, offset, length);
+        requests.incrementAndGet(); // counted once served: failed attempts fetched nothing
+        bytesRead.addAndGet(data.length);
+        return data;
     }
 
     /** Bytes fetched so far. */

@@ -38,6 +38,8 @@ public final class ImageMount implements AutoCloseable {
     /** The overlay's source in the mount table: how a target served by `starling mount` is recognised. */
     static final String OVERLAY_SOURCE = "starling";
     private static final Logger LOG = Logger.getLogger(ImageMount.class.getName());
+    /** What is picked from a multi-platform image when no platform is asked for: this build's only one. */
+    static final Descriptor.Platform DEFAULT_PLATFORM = Descriptor.Platform.parse("linux/amd64");
 
     private final Path target;
     private final List<LayerMount> layers;
@@ -72,7 +74,10 @@ public final class ImageMount implements AutoCloseable {
         FetchScheduler scheduler = new FetchScheduler(fetchOptions);
         Manifest manifest = client.manifest(ref);
         if (manifest.isIndex()) {
-            manifest = client.manifest(ref.withDigest(manifest.select(platform).digest().toString()));
+            Descriptor.Platform wanted = platform == null ? DEFAULT_PLATFORM : platform;
+            manifest = client.manifest(ref.withDigest(manifest.select(wanted).digest().toString()));
+        } else if (platform != null) {
+            ImageConverter.requirePlatform(client, ref, manifest, platform);
         }
         List<Descriptor> descriptors = manifest.layers();
         List<LayerMount> mounted = new ArrayList<>();
@@ -156,6 +161,11 @@ public final class ImageMount implements AutoCloseable {
 
     public int layerCount() {
         return layers.size();
+    }
+
+    /** Range requests made to the registry so far, all layers. */
+    public long requests() {
+        return remotes.stream().mapToLong(RegistryRangeReader::requests).sum();
     }
 
     /** Compressed bytes fetched from the registry so far, all layers, footers and TOCs included. */

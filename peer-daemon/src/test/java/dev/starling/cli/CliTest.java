@@ -26,16 +26,16 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The CLI as a user runs it: {@code inspect} lists what {@code tar -tv} lists, {@code --toc-digest}
  * verifies and fails loudly naming the entry, {@code convert} prints the annotations a manifest needs.
  */
-class CliTest {
+public class CliTest {
     static final Path VECTORS = Path.of("../estargz/src/test/resources/vectors/ctr-remote").toAbsolutePath().normalize();
 
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {
+    public record Result(int code, String out, String err) {
     }
 
-    static synchronized Result starling(String... args) {
+    public static synchronized Result starling(String... args) {
         PrintStream oldOut = System.out, oldErr = System.err;
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
         System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
@@ -245,5 +245,51 @@ class CliTest {
             return i;
         }
         throw new AssertionError("not found");
+    }
+
+    /** Every error names what was wrong and what to do: the cases a new user hit, each with the words it must say. */
+    static Stream<org.junit.jupiter.params.provider.Arguments> badCommandLines() {
+        return Stream.of(
+                args("no such file; inspect takes a local blob, not an image reference", "inspect", "127.0.0.1:5000/app:v1-esgz"),
+                args("is a directory; inspect takes", "inspect", "@DIR"),
+                args("--prioritize @DIR/nosuch.txt: no such file", "convert", "--prioritize", "@DIR/nosuch.txt", "@TAR", "@DIR/o.esgz"),
+                args("the chunk size must be 1 byte to 64 MiB", "convert", "--chunk-size", "128M", "@TAR", "@DIR/o.esgz"),
+                args("the chunk size must be 1 byte to 64 MiB", "convert", "--chunk-size", "0", "@TAR", "@DIR/o.esgz"),
+                args("threads must be 1 or more", "convert", "--threads", "-3", "@TAR", "@DIR/o.esgz"),
+                args("looks like an image reference, but converting the local layer", "convert", "@TAR", "127.0.0.1:39031/nu/x:y"),
+                args("the output's directory does not exist", "convert", "@TAR", "/nonexistentdir/x.esgz"),
+                args("out.esgz is not an image reference", "convert", "127.0.0.1:1/app:v1", "out.esgz"),
+                args("no such file, and not an image reference", "convert", "@DIR/missing.tar.gz", "@DIR/o.esgz"),
+                args("--insecure-registry takes HOST[:PORT]", "convert", "--insecure-registry", "http://x", "127.0.0.1:1/a:b", "127.0.0.1:1/a:c"),
+                args("--cache-size must be more than 0", "mount", "--cache-size", "0", "127.0.0.1:1/a:b", "@DIR/t"),
+                args("the fetch unit must be 1 byte to 256 MiB", "mount", "--fetch-unit", "0", "127.0.0.1:1/a:b", "@DIR/t"),
+                args("is not a directory; mount needs a directory", "mount", "127.0.0.1:1/a:b", "@TAR"));
+    }
+
+    private static org.junit.jupiter.params.provider.Arguments args(String said, String... argv) {
+        return org.junit.jupiter.params.provider.Arguments.of(said, argv);
+    }
+
+    @ParameterizedTest
+    @MethodSource("badCommandLines")
+    void badCommandLinesSayWhatIsWrongAndCreateNothing(String said, String[] argv) throws Exception {
+        Path tar = dir.resolve("in.tar");
+        Files.write(tar, new byte[1024]);
+        String[] real = java.util.Arrays.stream(argv).map(a -> a.replace("@DIR", dir.toString()).replace("@TAR", tar.toString()))
+                .toArray(String[]::new);
+        Result r = starling(real);
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains(said.replace("@DIR", dir.toString())), "expected \"" + said + "\" in: " + r.err());
+        assertTrue(!Files.exists(Path.of("127.0.0.1:39031")) && !Files.exists(Path.of("/nonexistentdir")),
+                "nothing was written where the user did not mean");
+        assertTrue(!Files.exists(dir.resolve("o.esgz")));
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"convert", "mount", "inspect", "umount", "demo"})
+    void everyCommandPrintsItsVersion(String command) {
+        Result r = starling(command, "-V");
+        assertEquals(0, r.code());
+        assertTrue(r.out().startsWith("starling "), r.out());
     }
 }

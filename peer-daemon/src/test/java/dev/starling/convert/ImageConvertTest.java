@@ -11,6 +11,7 @@ import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.Processes;
 import dev.starling.estargz.RangeReader;
 import dev.starling.estargz.TocIndex;
+import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.LocalRegistry;
@@ -164,6 +165,56 @@ class ImageConvertTest {
         Files.writeString(prioritize, "not/in/any/layer\n");
         assertEquals(1, StarlingCli.run("convert", "--prioritize", prioritize.toString(),
                 registry.ref("source/app:v1").toString(), registry.ref("x/y:z").toString()));
+    }
+
+    @Test
+    void aStartUpProfileSpanningLayersPrioritizesEachLayersOwnFiles() throws Exception {
+        Path prioritize = dir.resolve("both.txt");
+        Files.writeString(prioritize, "etc/os-release\nopt/app/main.py\n");
+        ImageReference dst = registry.ref("converted/app:both");
+        assertEquals(0, StarlingCli.run("convert", "--prioritize", prioritize.toString(),
+                registry.ref("source/app:v1").toString(), dst.toString()));
+        for (Descriptor layer : client.manifest(dst).layers()) {
+            TocIndex index = EStargzBlob.open(RangeReader.of(fetch(dst, layer.digest().toString())),
+                    layer.annotations().get(ImageConverter.TOC_DIGEST)).index();
+            assertTrue(index.prioritizedEnd() > 0, "each layer holding a listed file is prioritized: " + layer.digest());
+        }
+        Files.writeString(prioritize, "etc/os-release\nnot/in/any/layer\n");
+        dev.starling.cli.CliTest.Result r = dev.starling.cli.CliTest.starling("convert", "--prioritize", prioritize.toString(),
+                registry.ref("source/app:v1").toString(), registry.ref("x/y:z").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("prioritized file \"not/in/any/layer\" in no layer of"), r.err());
+    }
+
+    @Test
+    void theSameConversionPushesTheSameManifest() throws Exception {
+        List<String> digests = new ArrayList<>();
+        for (int run = 0; run < 3; run++) {
+            ImageReference dst = registry.ref("converted/repro:run" + run);
+            new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE)
+                    .convert(registry.ref("source/app:v1"), dst, null);
+            digests.add(client.manifest(dst).digest());
+        }
+        assertEquals(1, new java.util.HashSet<>(digests).size(), "byte-for-byte the same manifest: " + digests);
+    }
+
+    @Test
+    void aPlatformTheImageDoesNotHaveIsRefused() throws Exception {
+        dev.starling.cli.CliTest.Result r = dev.starling.cli.CliTest.starling("convert", "--platform", "linux/arm64",
+                registry.ref("source/app:v1").toString(), registry.ref("converted/app:arm").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("single-platform image for linux/amd64, not linux/arm64"), r.err());
+    }
+
+    @Test
+    void jsonPrintsTheResultOfAnImageConversion() throws Exception {
+        dev.starling.cli.CliTest.Result r = dev.starling.cli.CliTest.starling("convert", "--json",
+                registry.ref("source/app:v1").toString(), registry.ref("converted/app:json").toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode out = JSON.readTree(r.out());
+        assertEquals(client.manifest(registry.ref("converted/app:json")).digest(), out.path("digest").asText());
+        assertEquals(2, out.path("layers").size());
+        assertTrue(out.path("layers").get(0).path("tocDigest").asText().startsWith("sha256:"));
     }
 
     static byte[] fetch(ImageReference repo, String digest) throws Exception {

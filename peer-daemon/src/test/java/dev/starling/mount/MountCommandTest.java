@@ -158,6 +158,57 @@ class MountCommandTest {
         }
     }
 
+    /**
+     * SIGTERM (what systemd and `kill` send) and Ctrl-C unmount and clean up as `starling umount`
+     * does, and say what was fetched; `starling umount` of a mount whose process was killed clears
+     * its dead layer mounts too.
+     */
+    @Test
+    void sigtermCleansUpAndUmountOfAKilledMountClearsItsLayers() throws Exception {
+        Files.createDirectories(dir.resolve("tree/etc"));
+        Files.writeString(dir.resolve("tree/etc/os-release"), "killed\n");
+        Processes.run(dir, "tar", "-C", "tree", "-czf", "layer.tar.gz", ".");
+        Path tmp = Files.createDirectories(dir.resolve("tmp"));
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+             RegistryClient client = RegistryClient.anonymous()) {
+            ImageReference src = registry.ref("mount/killed:v1");
+            pushImage(client, src, List.of(dir.resolve("layer.tar.gz")));
+            ImageReference esgz = registry.ref("mount/killed:esgz");
+            new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE).convert(src, esgz, null);
+            Path target = dir.resolve("rootfs");
+            for (boolean kill9 : new boolean[] {false, true}) {
+                Path log = dir.resolve("signal-" + kill9 + ".log");
+                String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+                Process mount = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-Djava.io.tmpdir=" + tmp,
+                        "-cp", System.getProperty("java.class.path"), StarlingCli.class.getName(), "mount", "--cache-dir",
+                        dir.resolve("chunks").toString(), "--cache-size", "64M", esgz.toString(), target.toString())
+                        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (!Files.exists(target.resolve("etc/os-release")) && mount.isAlive() && System.nanoTime() < deadline) {
+                    Thread.sleep(50);
+                }
+                assertEquals("killed\n", Files.readString(target.resolve("etc/os-release")), () -> log(log));
+                if (!kill9) {
+                    mount.destroy(); // SIGTERM
+                    assertTrue(mount.waitFor(30, TimeUnit.SECONDS), "SIGTERM ends it");
+                    assertTrue(log(log).contains("unmounted " + target + "; fetched"), "a summary: " + log(log));
+                    try (var left = Files.list(tmp)) {
+                        assertEquals(List.of(), left.map(Path::toString).filter(n -> n.contains("starling-mount-")).toList(),
+                                "its work directory is gone");
+                    }
+                    assertFalse(Files.readString(Path.of("/proc/self/mountinfo")).contains("starling:mount/killed"),
+                            "its layer mounts are gone");
+                } else {
+                    mount.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                    assertEquals(2, deadMountsOfTheKilledImage(), "kill -9 leaves the overlay and its layer mount");
+                    assertEquals(0, StarlingCli.run("umount", target.toString()));
+                    assertEquals(0, deadMountsOfTheKilledImage(), "umount cleared the dead layer mount too");
+                }
+                assertFalse(Files.readString(Path.of("/proc/self/mountinfo")).contains(" " + target + " "), "nothing at DIR");
+            }
+        }
+    }
+
     private static boolean isDead(Path p) {
         try {
             Files.readAttributes(p, "unix:ino");

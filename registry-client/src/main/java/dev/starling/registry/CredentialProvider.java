@@ -10,6 +10,11 @@ public interface CredentialProvider {
 
     Optional<Credentials> credentials(String registry) throws IOException;
 
+    /** Where the credentials come from, for a message when a registry refuses them. */
+    default String source() {
+        return "the configured credentials";
+    }
+
     static CredentialProvider of(String registry, Credentials credentials) {
         return r -> r.equals(registry) ? Optional.of(credentials) : Optional.empty();
     }

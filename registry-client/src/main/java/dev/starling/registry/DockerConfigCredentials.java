@@ -48,6 +48,11 @@ public final class DockerConfigCredentials implements CredentialProvider {
     }
 
     @Override
+    public String source() {
+        return configFile.toString();
+    }
+
+    @Override
     public Optional<Credentials> credentials(String registry) throws IOException {
         if (!Files.isRegularFile(configFile)) {
             return Optional.empty();

@@ -12,6 +12,9 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Logger;
+import okhttp3.Call;
 import okhttp3.Credentials;
 import okhttp3.FormBody;
 import okhttp3.HttpUrl;
@@ -26,6 +29,7 @@ import okhttp3.Response;
  * connection errors, 429 and 5xx (honouring Retry-After) within an overall deadline.
  */
 final class RegistryTransport {
+    private static final Logger LOG = Logger.getLogger(RegistryTransport.class.getName());
     private static final ObjectMapper JSON = new ObjectMapper();
 
     final OkHttpClient http;
@@ -34,7 +38,7 @@ final class RegistryTransport {
     private final RegistryClient.Settings settings;
     private final Map<String, CachedAuth> authCache = new ConcurrentHashMap<>();
 
-    private record CachedAuth(String header, long expiresAtNanos) {
+    private record CachedAuth(String header, long expiresAtNanos, boolean fromCredentials) {
         boolean valid() {
             return System.nanoTime() < expiresAtNanos;
         }
@@ -131,6 +135,7 @@ final class RegistryTransport {
         String cacheKey = request.url().host() + ":" + request.url().port() + " " + scope + " " + extraScopes;
         long deadline = System.nanoTime() + settings.deadline().toNanos();
         boolean challenged = false;
+        boolean usedCredentials = false;
         for (int attempt = 0; ; attempt++) {
             CachedAuth auth = authCache.get(cacheKey);
             Request.Builder b = request.newBuilder();
@@ -138,16 +143,25 @@ final class RegistryTransport {
                 b.header("Authorization", auth.header());
             }
             Response response;
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                throw new RegistryException(request.method() + " " + redact(request.url()) + " got no answer within "
+                        + settings.deadline().toSeconds() + " s (" + attempt + " attempt(s))", -1);
+            }
             try {
-                response = http.newCall(b.build()).execute();
+                Call call = http.newCall(b.build());
+                // each attempt ends by the operation's deadline, so the whole operation does
+                call.timeout().timeout(Math.min(left, settings.requestTimeout().toNanos()), TimeUnit.NANOSECONDS);
+                response = call.execute();
             } catch (IOException e) {
                 if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {
                     throw e;
                 }
                 if (!backOff(attempt, maxRetries, deadline, -1)) {
                     throw new RegistryException(request.method() + " " + redact(request.url()) + " failed after "
-                            + (attempt + 1) + " attempt(s): " + e.getMessage(), e);
+                            + (attempt + 1) + " attempt(s) in " + secondsSince(deadline) + " s: " + e.getMessage(), e);
                 }
+                retrying(request, attempt, maxRetries, e.toString());
                 continue;
             }
             int code = response.code();
@@ -155,13 +169,22 @@ final class RegistryTransport {
                 challenged = true;
                 Challenge challenge = Challenge.parse(response.header("WWW-Authenticate"));
                 response.close();
-                authCache.put(cacheKey, authenticate(repo, credentialHost, challenge, scope, extraScopes));
+                CachedAuth fresh = authenticate(repo, credentialHost, challenge, scope, extraScopes);
+                authCache.put(cacheKey, fresh);
+                usedCredentials = fresh.fromCredentials();
                 continue;
+            }
+            if (code == 401 && usedCredentials) {
+                response.close();
+                authCache.remove(cacheKey);
+                throw new RegistryException(credentialHost + " refused the credentials configured for it (from "
+                        + credentials.source() + "); check them with `docker login " + credentialHost + "`", 401);
             }
             if (code == 429 || code >= 500 && code != 501) {
                 long retryAfter = retryAfterMillis(response.header("Retry-After"));
                 if (backOff(attempt, maxRetries, deadline, retryAfter)) {
                     response.close();
+                    retrying(request, attempt, maxRetries, "HTTP " + code);
                     continue;
                 }
             }
@@ -174,6 +197,18 @@ final class RegistryTransport {
             }
             return response;
         }
+    }
+
+    /** The first retry of an operation is said (a registry that hangs would otherwise give minutes of silence). */
+    private void retrying(Request request, int attempt, int maxRetries, String why) {
+        if (attempt == 0) {
+            LOG.warning(request.method() + " " + redact(request.url()) + " failed (" + why + "); retrying up to "
+                    + maxRetries + " times within " + settings.deadline().toSeconds() + " s");
+        }
+    }
+
+    private long secondsSince(long deadline) {
+        return (System.nanoTime() - (deadline - settings.deadline().toNanos())) / 1_000_000_000L;
     }
 
     private boolean backOff(int attempt, int maxRetries, long deadline, long retryAfterMillis) {
@@ -219,7 +254,7 @@ final class RegistryTransport {
                 throw new RegistryException(credentialHost + " requires a user name and password (401) and none "
                         + "is configured for it (docker login, or $DOCKER_CONFIG/config.json)", 401);
             }
-            return new CachedAuth(Credentials.basic(creds.get().username(), creds.get().secret()), Long.MAX_VALUE);
+            return new CachedAuth(Credentials.basic(creds.get().username(), creds.get().secret()), Long.MAX_VALUE, true);
         }
         if (!challenge.isBearer()) {
             throw new RegistryException(repo.registry() + " asks for unsupported authentication "
@@ -248,7 +283,9 @@ final class RegistryTransport {
         try (Response r = http.newCall(tokenRequest).execute()) {
             if (!r.isSuccessful()) {
                 throw new RegistryException("token server " + redact(realmUrl) + " refused " + scope + ": HTTP "
-                        + r.code() + (creds.isEmpty() ? " (no credentials are configured for " + repo.registry() + ")" : ""),
+                        + r.code() + (creds.isEmpty() ? " (no credentials are configured for " + repo.registry() + ")"
+                        : r.code() == 401 ? " (it refused the credentials configured for " + credentialHost + ", from "
+                        + credentials.source() + "; check them with `docker login " + credentialHost + "`)" : ""),
                         r.code());
             }
             JsonNode body = JSON.readTree(r.body().byteStream());
@@ -257,7 +294,7 @@ final class RegistryTransport {
                 throw new RegistryException("token server " + redact(realmUrl) + " answered without a token", r.code());
             }
             long expiresIn = Math.max(10, body.path("expires_in").asLong(60));
-            return new CachedAuth("Bearer " + token, System.nanoTime() + (expiresIn - 5) * 1_000_000_000L);
+            return new CachedAuth("Bearer " + token, System.nanoTime() + (expiresIn - 5) * 1_000_000_000L, creds.isPresent());
         }
     }
 

@@ -14,15 +14,29 @@ import java.util.List;
  * @param lossless         copy the input tar byte for byte (DiffID-friendly, no reordering, no landmark)
  * @param prioritizedFiles paths read first at start-up, in access order; they go first, then
  *                         {@code .prefetch.landmark} (empty: {@code .no.prefetch.landmark} first)
+ * @param prioritizedInAnyLayer the prioritized paths are a start-up profile of a whole image: a layer
+ *                         takes those it holds and skips the rest (else a missing one is an error)
  */
 public record ConvertOptions(int chunkSize, int minChunkSize, int level, int threads, boolean lossless,
-                             List<String> prioritizedFiles) {
+                             List<String> prioritizedFiles, boolean prioritizedInAnyLayer) {
     public static final int DEFAULT_CHUNK_SIZE = 4 << 20;
     public static final int DEFAULT_LEVEL = 9;
 
+    /** The largest chunk the reader accepts ({@code ReaderLimits.DEFAULT.maxChunkSize()}): larger would write blobs no reader opens. */
+    public static final int MAX_CHUNK_SIZE = 64 << 20;
+
+    public ConvertOptions(int chunkSize, int minChunkSize, int level, int threads, boolean lossless,
+                          List<String> prioritizedFiles) {
+        this(chunkSize, minChunkSize, level, threads, lossless, prioritizedFiles, false);
+    }
+
     public ConvertOptions {
-        if (chunkSize <= 0) {
-            chunkSize = DEFAULT_CHUNK_SIZE;
+        if (chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
+            throw new IllegalArgumentException("the chunk size must be 1 byte to 64 MiB (what readers accept), not "
+                    + chunkSize);
+        }
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be 1 or more (0: one per core), not " + threads);
         }
         if (minChunkSize < 0) {
             throw new IllegalArgumentException("min chunk size must be >= 0, not " + minChunkSize);
@@ -44,26 +58,30 @@ public record ConvertOptions(int chunkSize, int minChunkSize, int level, int thr
     }
 
     public ConvertOptions withChunkSize(int v) {
-        return new ConvertOptions(v, minChunkSize, level, threads, lossless, prioritizedFiles);
+        return new ConvertOptions(v, minChunkSize, level, threads, lossless, prioritizedFiles, prioritizedInAnyLayer);
     }
 
     public ConvertOptions withMinChunkSize(int v) {
-        return new ConvertOptions(chunkSize, v, level, threads, lossless, prioritizedFiles);
+        return new ConvertOptions(chunkSize, v, level, threads, lossless, prioritizedFiles, prioritizedInAnyLayer);
     }
 
     public ConvertOptions withLevel(int v) {
-        return new ConvertOptions(chunkSize, minChunkSize, v, threads, lossless, prioritizedFiles);
+        return new ConvertOptions(chunkSize, minChunkSize, v, threads, lossless, prioritizedFiles, prioritizedInAnyLayer);
     }
 
     public ConvertOptions withThreads(int v) {
-        return new ConvertOptions(chunkSize, minChunkSize, level, v, lossless, prioritizedFiles);
+        return new ConvertOptions(chunkSize, minChunkSize, level, v, lossless, prioritizedFiles, prioritizedInAnyLayer);
     }
 
     public ConvertOptions withLossless(boolean v) {
-        return new ConvertOptions(chunkSize, minChunkSize, level, threads, v, prioritizedFiles);
+        return new ConvertOptions(chunkSize, minChunkSize, level, threads, v, prioritizedFiles, prioritizedInAnyLayer);
     }
 
     public ConvertOptions withPrioritizedFiles(List<String> v) {
-        return new ConvertOptions(chunkSize, minChunkSize, level, threads, lossless, v);
+        return new ConvertOptions(chunkSize, minChunkSize, level, threads, lossless, v, prioritizedInAnyLayer);
+    }
+
+    public ConvertOptions withPrioritizedInAnyLayer(boolean v) {
+        return new ConvertOptions(chunkSize, minChunkSize, level, threads, lossless, prioritizedFiles, v);
     }
 }

@@ -87,7 +87,7 @@ public final class Converter {
                     }
                     layout.appendRaw(entries.isEmpty() ? 0 : entries.getLast().end(), total);
                 } else {
-                    for (EntryOrder.Item item : EntryOrder.sort(entries, options.prioritizedFiles())) {
+                    for (EntryOrder.Item item : EntryOrder.sort(entries, options.prioritizedFiles(), options.prioritizedInAnyLayer())) {
                         if (item.entry() == null) {
                             layout.addLandmark(item.landmark());
                         } else {

@@ -28,6 +28,12 @@ final class EntryOrder {
     }
 
     static List<Item> sort(List<TarEntry> input, List<String> prioritized) throws MissingPrioritizedFileException {
+        return sort(input, prioritized, false);
+    }
+
+    /** With {@code skipAbsent}, paths the layer does not hold are skipped (a profile of the whole image). */
+    static List<Item> sort(List<TarEntry> input, List<String> prioritized, boolean skipAbsent)
+            throws MissingPrioritizedFileException {
         LinkedHashMap<String, TarEntry> remaining = new LinkedHashMap<>();
         for (TarEntry e : input) {
             String name = Paths.clean(e.header().name);
@@ -39,6 +45,9 @@ final class EntryOrder {
             remaining.put(name, e);
         }
         List<Item> out = new ArrayList<>(remaining.size() + 1);
+        if (skipAbsent) {
+            prioritized = prioritized.stream().filter(p -> remaining.containsKey(Paths.clean(p))).toList();
+        }
         if (prioritized.isEmpty()) {
             out.add(new Item(null, TocIndex.NO_PREFETCH_LANDMARK));
         } else {
