@@ -212,6 +212,54 @@ class FaultTest {
         }
     }
 
+    @Test
+    void aRegistryThatAcceptsAndNeverAnswersIsSaidAtTheFirstRetryAndBoundedAsAWhole() throws Exception {
+        java.util.List<String> said = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.logging.Logger log = java.util.logging.Logger.getLogger(RegistryTransport.class.getName());
+        java.util.logging.Handler capture = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                said.add(r.getMessage());
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        log.addHandler(capture);
+        try (java.net.ServerSocket silent = new java.net.ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+             RegistryClient impatient = new RegistryClient(RegistryClient.Settings.defaults()
+                     .withTimeouts(Duration.ofMillis(800), Duration.ofSeconds(3))
+                     .withRetries(50, Duration.ofMillis(10), Duration.ofMillis(50)))) {
+            java.util.List<java.net.Socket> held = new java.util.concurrent.CopyOnWriteArrayList<>();
+            Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    while (true) {
+                        held.add(silent.accept()); // accepted, never answered
+                    }
+                } catch (java.io.IOException closed) {
+                    // test over
+                }
+            });
+            ImageReference hung = ImageReference.parse("127.0.0.1:" + silent.getLocalPort() + "/fault/app:v1");
+            long t0 = System.nanoTime();
+            RegistryException e = assertThrows(RegistryException.class, () -> impatient.readBlob(hung, DIGEST, 0, 5));
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertTrue(seconds < 5, "bounded by the 3 s deadline, not attempts x timeout: " + seconds + " s");
+            assertTrue(e.getMessage().contains("attempt(s)") || e.getMessage().contains("no answer within"), e.getMessage());
+            assertTrue(said.stream().anyMatch(m -> m.contains("retrying up to")), "the first retry is said: " + said);
+            for (java.net.Socket s : held) {
+                s.close();
+            }
+        } finally {
+            log.removeHandler(capture);
+        }
+    }
+
     private RegistryClient withMirror(MockWebServer mirror) {
         return new RegistryClient(RegistryClient.Settings.defaults()
                 .withRetries(3, Duration.ofMillis(10), Duration.ofMillis(100))
