@@ -56,6 +56,18 @@ class LayerMountTest {
         return new Mounted(LayerMount.mount(opened.index(), opened::readChunk, dir.resolve("mnt-" + name), name), reader);
     }
 
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"app@abc,suid,dev", "app@abc\nx", "", "a b", "app@abc=1"})
+    void aMountNameThatCouldCarryOptionsIsRefused(String name) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LayerMount.checkOptionValue(name));
+        assertTrue(e.getMessage().contains("a mount option cannot carry"), e.getMessage());
+    }
+
+    @Test
+    void referencesAndDigestsAreFineAsMountNames() {
+        LayerMount.checkOptionValue("registry.example.com:5000/team/app@0123456789ab");
+    }
+
     @Test
     void mountedLayerIsTheSameTreeAsTarExtracts() throws Exception {
         Path tree = Files.createDirectories(dir.resolve("tree"));

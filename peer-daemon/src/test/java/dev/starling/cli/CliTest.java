@@ -292,4 +292,31 @@ public class CliTest {
         assertEquals(0, r.code());
         assertTrue(r.out().startsWith("starling "), r.out());
     }
+
+    @Test
+    void mountWithoutTheRightToMountSaysSoBeforeTrying() throws Exception {
+        // root, but without CAP_SYS_ADMIN (as an unprivileged user, or a container without it)
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", java,
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                StarlingCli.class.getName(), "mount", "127.0.0.1:1/a:b", dir.resolve("t").toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(1, p.exitValue(), out);
+        assertTrue(out.contains("mounting needs root (or CAP_SYS_ADMIN and access to /dev/fuse)"), out);
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"/usr/lib/jvm/java-17-openjdk-amd64", "/nonexistent/jdk"})
+    void aStarlingJavaHomeThatIsNoJdk25IsRefusedByName(String home) throws Exception {
+        Path script = Path.of("../bin/starling").toAbsolutePath().normalize();
+        ProcessBuilder pb = new ProcessBuilder(script.toString(), "--version").redirectErrorStream(true);
+        pb.environment().put("STARLING_JAVA_HOME", home);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertTrue(p.exitValue() != 0, out);
+        assertTrue(out.contains("STARLING_JAVA_HOME=" + home), "names the variable and its value: " + out);
+    }
 }

@@ -136,6 +136,13 @@ class DiskChunkCacheTest {
     }
 
     @Test
+    void theDefaultBoundIsHalfWhatTheDiskHasRoomFor() throws Exception {
+        long usable = Files.getFileStore(dir).getUsableSpace();
+        long size = DiskChunkCache.defaultSize(dir.resolve("not-yet-made/chunks"));
+        assertTrue(size > usable * 0.45 && size < usable * 0.55, size + " of " + usable + " usable bytes");
+    }
+
+    @Test
     void filesOfTheOldLayoutAreDroppedAtStart() throws Exception {
         Path old = Files.createDirectories(dir.resolve("ab"));
         Files.write(old.resolve("ab".repeat(32)), new byte[10]);

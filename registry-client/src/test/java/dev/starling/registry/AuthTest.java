@@ -48,6 +48,27 @@ class AuthTest {
             RegistryException e = assertThrows(RegistryException.class,
                     () -> wrong.blobExists(registry.ref("private/app:v1"), "sha256:" + "1".repeat(64)));
             assertEquals(401, e.status());
+            assertTrue(e.getMessage().contains(registry.host() + " refused the credentials configured for it")
+                    && e.getMessage().contains("docker login"), "says the configured credentials were refused: " + e.getMessage());
+        }
+        java.nio.file.Path config = null;
+        try {
+            config = java.nio.file.Files.createTempFile("docker-config", ".json");
+            java.nio.file.Files.writeString(config, "{\"auths\":{\"" + registry.host() + "\":{\"auth\":\""
+                    + java.util.Base64.getEncoder().encodeToString((LocalRegistry.USER + ":wrong").getBytes()) + "\"}}}");
+            try (RegistryClient fromFile = new RegistryClient(RegistryClient.Settings.defaults()
+                    .withCredentials(new DockerConfigCredentials(config)))) {
+                java.nio.file.Path file = config;
+                RegistryException e = assertThrows(RegistryException.class,
+                        () -> fromFile.blobExists(registry.ref("private/app:v1"), "sha256:" + "1".repeat(64)));
+                assertTrue(e.getMessage().contains("from " + file), "names where the credentials came from: " + e.getMessage());
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } finally {
+            if (config != null) {
+                config.toFile().delete();
+            }
         }
     }
 
