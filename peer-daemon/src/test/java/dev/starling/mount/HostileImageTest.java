@@ -40,8 +40,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -293,19 +291,10 @@ class HostileImageTest {
     }
 
     private static long field(String state, String name) {
-        Matcher m = Pattern.compile("\"" + name + "\":(\\d+)").matcher(state);
-        assertTrue(m.find(), name + " in " + state);
-        return Long.parseLong(m.group(1));
+        return StateFiles.field(state, name);
     }
 
     private String awaitState(Path root, java.util.function.Predicate<String> done) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        String s = state(root);
-        while (!done.test(s) && System.nanoTime() < deadline) {
-            Thread.sleep(50);
-            s = state(root);
-        }
-        assertTrue(done.test(s), "timed out: " + s);
-        return s;
+        return StateFiles.await(() -> state(root), done);
     }
 }

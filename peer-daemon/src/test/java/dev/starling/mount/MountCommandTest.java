@@ -108,15 +108,9 @@ class MountCommandTest {
     /** kill -9 leaves an overlay over dead layer mounts at DIR; the next `starling mount DIR` clears them and serves. */
     @Test
     void mountAfterAKilledDaemonClearsItsDeadMounts() throws Exception {
-        Files.createDirectories(dir.resolve("tree/etc"));
-        Files.writeString(dir.resolve("tree/etc/os-release"), "killed\n");
-        Processes.run(dir, "tar", "-C", "tree", "-czf", "layer.tar.gz", ".");
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
              RegistryClient client = RegistryClient.anonymous()) {
-            ImageReference src = registry.ref("mount/killed:v1");
-            pushImage(client, src, List.of(dir.resolve("layer.tar.gz")));
-            ImageReference esgz = registry.ref("mount/killed:esgz");
-            new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE).convert(src, esgz, null);
+            ImageReference esgz = pushKilledImage(registry, client);
             Path target = dir.resolve("rootfs");
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             Process daemon = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
@@ -165,16 +159,10 @@ class MountCommandTest {
      */
     @Test
     void sigtermCleansUpAndUmountOfAKilledMountClearsItsLayers() throws Exception {
-        Files.createDirectories(dir.resolve("tree/etc"));
-        Files.writeString(dir.resolve("tree/etc/os-release"), "killed\n");
-        Processes.run(dir, "tar", "-C", "tree", "-czf", "layer.tar.gz", ".");
         Path tmp = Files.createDirectories(dir.resolve("tmp"));
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
              RegistryClient client = RegistryClient.anonymous()) {
-            ImageReference src = registry.ref("mount/killed:v1");
-            pushImage(client, src, List.of(dir.resolve("layer.tar.gz")));
-            ImageReference esgz = registry.ref("mount/killed:esgz");
-            new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE).convert(src, esgz, null);
+            ImageReference esgz = pushKilledImage(registry, client);
             Path target = dir.resolve("rootfs");
             for (boolean kill9 : new boolean[] {false, true}) {
                 Path log = dir.resolve("signal-" + kill9 + ".log");
@@ -207,6 +195,18 @@ class MountCommandTest {
                 assertFalse(Files.readString(Path.of("/proc/self/mountinfo")).contains(" " + target + " "), "nothing at DIR");
             }
         }
+    }
+
+    /** The one-file image the kill tests mount: {@code etc/os-release} says "killed". */
+    private ImageReference pushKilledImage(LocalRegistry registry, RegistryClient client) throws Exception {
+        Files.createDirectories(dir.resolve("tree/etc"));
+        Files.writeString(dir.resolve("tree/etc/os-release"), "killed\n");
+        Processes.run(dir, "tar", "-C", "tree", "-czf", "layer.tar.gz", ".");
+        ImageReference src = registry.ref("mount/killed:v1");
+        pushImage(client, src, List.of(dir.resolve("layer.tar.gz")));
+        ImageReference esgz = registry.ref("mount/killed:esgz");
+        new ImageConverter(client, ConvertOptions.defaults(), dir, ImageConverter.Listener.NONE).convert(src, esgz, null);
+        return esgz;
     }
 
     private static boolean isDead(Path p) {

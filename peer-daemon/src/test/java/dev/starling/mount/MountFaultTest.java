@@ -30,8 +30,6 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -100,20 +98,11 @@ class MountFaultTest {
     }
 
     private static long field(String state, String name) {
-        Matcher m = Pattern.compile("\"" + name + "\":(\\d+)").matcher(state);
-        assertTrue(m.find(), name + " in " + state);
-        return Long.parseLong(m.group(1));
+        return StateFiles.field(state, name);
     }
 
     private String awaitState(Pushed image, Predicate<String> done) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-        String s = state(image);
-        while (!done.test(s) && System.nanoTime() < deadline) {
-            Thread.sleep(50);
-            s = state(image);
-        }
-        assertTrue(done.test(s), "timed out: " + s);
-        return s;
+        return StateFiles.await(() -> state(image), done);
     }
 
     private static final FetchOptions ON_DEMAND_ONLY = FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false);
