@@ -3,11 +3,9 @@ package dev.starling.fetch;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import dev.starling.estargz.Chunk;
-import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.ChunkSource;
 import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.InvalidBlobException;
-import dev.starling.estargz.RangeReader;
 import dev.starling.estargz.TocIndex;
 import dev.starling.estargz.VerificationException;
 import dev.starling.registry.Digest;
@@ -17,7 +15,6 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Set;
@@ -29,33 +26,33 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The read path of one mounted layer: memory tier, disk tier, then the registry. A missing chunk is
- * fetched with its missing neighbours in one Range request of up to {@link FetchOptions#fetchUnit}
- * (many small files per request), every chunk is verified before it is cached or returned, and a
- * chunk is fetched by one caller at a time: others wait for that fetch (single flight). A failed
- * fetch or verification fails the reads that needed it, is logged and kept as the layer's last
- * error, and is tried again on the next read. The same path serves read-ahead, the prefetch of the
- * prioritized area, and the background fetch of the rest.
+ * The read path of one open layer, a straight line: memory tier, disk tier, then the layer's
+ * {@link Origin} (the registry today). Tiers and the single-flight map are the node's
+ * ({@link ChunkStore}), keyed by blob and chunk digest, so a chunk is loaded or fetched by one
+ * caller at a time node-wide and the others wait for it. A missing chunk is fetched with its
+ * missing neighbours in one request of up to {@link FetchOptions#fetchUnit} ({@link SpanPlan}),
+ * every chunk is verified before it is cached or returned, and waiters wake when it is verified,
+ * not after the disk write. A failed fetch or verification fails the reads that needed it, is
+ * logged and kept as the layer's last error, and is tried again on the next read. The same path
+ * serves read-ahead, the prefetch of the prioritized area, and the background fetch of the rest.
  */
 public final class LayerReader implements ChunkSource, Closeable {
     private static final Logger LOG = Logger.getLogger(LayerReader.class.getName());
     private static final JsonFactory JSON = new JsonFactory();
     /** Prefetch asks for the prioritized area in requests this large: it is wanted whole, and soon. */
     static final long PREFETCH_UNIT = 16L << 20;
-    /** Compressed bytes a chunk's span may hold beyond twice what it decodes to before it is read piece by piece. */
-    static final long STREAM_SLACK = 64L << 10;
 
     private final Digest digest;
     private final long blobSize;
     private final TocIndex index;
-    private final RangeReader remote;
-    private final ChunkDecoder decoder;
+    private final Origin origin;
     private final MemoryChunkCache memory;
     private final DiskChunkCache disk;
     private final FetchScheduler scheduler;
     private final FetchOptions options;
     private final Closeable retention;
-    private final ConcurrentHashMap<Integer, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+    /** The node's single-flight map (one per {@link ChunkStore}), keyed by blob and chunk digest. */
+    private final ConcurrentHashMap<ChunkKey, CompletableFuture<byte[]>> inflight;
     /** Chunks queued on the read-ahead threads and not yet done. */
     private final Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
     /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
@@ -81,20 +78,21 @@ public final class LayerReader implements ChunkSource, Closeable {
     private long localCompressedBytes;
 
     /**
-     * @param digest the layer blob's digest, for the state file and messages
-     * @param remote the blob in the registry (the TOC already verified against the manifest)
+     * @param digest   the layer blob's digest: part of every chunk's key, and named in the state and messages
+     * @param blob     the layer's TOC, already verified against the manifest
+     * @param blobSize the blob's size, as its source reports it
+     * @param origin   where chunks the node does not hold come from
      */
-    public LayerReader(Digest digest, EStargzBlob blob, RangeReader remote, MemoryChunkCache memory,
-                       DiskChunkCache disk, FetchScheduler scheduler) throws IOException {
+    public LayerReader(Digest digest, EStargzBlob blob, long blobSize, Origin origin, ChunkStore store) throws IOException {
         this.digest = digest;
-        this.blobSize = remote.size();
+        this.blobSize = blobSize;
         this.index = blob.index();
-        this.remote = remote;
-        this.decoder = new ChunkDecoder(blob.footer().format());
-        this.memory = memory;
-        this.disk = disk;
-        this.scheduler = scheduler;
+        this.origin = origin;
+        this.memory = store.memory;
+        this.disk = store.disk;
+        this.scheduler = store.scheduler;
         this.options = scheduler.options();
+        this.inflight = store.inflight;
         long total = 0;
         for (int i = 0; i < index.chunkTotal(); i++) {
             Chunk c = index.chunkAt(i);
@@ -160,6 +158,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             return null;
         }
         memory.put(key(chunk), data);
+        markLocal(chunk);
         return data;
     }
 
@@ -172,7 +171,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     public void readAhead(List<Chunk> upcoming) {
         for (Chunk c : upcoming) {
             if (c.digest() == null || memory.get(new ChunkKey(digest, c.digest())) != null
-                    || inflight.containsKey(c.index()) || !queuedAhead.add(c.index())) {
+                    || inflight.containsKey(new ChunkKey(digest, c.digest())) || !queuedAhead.add(c.index())) {
                 continue;
             }
             scheduler.readAhead(() -> {
@@ -204,7 +203,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         try (Closeable ignored = scheduler.foreground()) {
             for (int i = 0; i < index.chunkTotal() && !closed; i++) {
                 Chunk c = index.chunkAt(i);
-                if (c == null || isLocal(i) || inflight.containsKey(i)) {
+                if (c == null || isLocal(i) || c.digest() != null && inflight.containsKey(new ChunkKey(digest, c.digest()))) {
                     continue;
                 }
                 if (c.compressedOffset() >= end) {
@@ -319,146 +318,88 @@ public final class LayerReader implements ChunkSource, Closeable {
      * whoever is fetching it already.
      */
     private CompletableFuture<byte[]> fetch(int first, long unit, long stopAt, boolean keepInMemory) {
+        Chunk c = index.chunkAt(first);
+        ChunkKey key;
+        try {
+            key = key(c);
+        } catch (VerificationException e) {
+            return CompletableFuture.failedFuture(failure(e));
+        }
         CompletableFuture<byte[]> mine = new CompletableFuture<>();
-        CompletableFuture<byte[]> existing = inflight.putIfAbsent(first, mine);
+        CompletableFuture<byte[]> existing = inflight.putIfAbsent(key, mine);
         if (existing != null) {
             return existing;
         }
         List<Chunk> span = new ArrayList<>();
+        List<ChunkKey> keys = new ArrayList<>();
         List<CompletableFuture<byte[]>> futures = new ArrayList<>();
+        span.add(c);
+        keys.add(key);
+        futures.add(mine);
         try {
-            Chunk c = index.chunkAt(first);
-            span.add(c);
-            futures.add(mine);
-            ChunkKey key = key(c);
             byte[] cached = memory.get(key); // it may have arrived between the caller's look and our claim
-            if (cached == null && isLocal(first)) {
+            if (cached == null && (isLocal(first) || disk.contains(key))) { // another chunk of the same bytes may have stored it
                 cached = fromDisk(c);
             }
             if (cached != null) {
                 mine.complete(cached);
                 return mine;
             }
-            if (oversized(c)) {
-                store(c, streamed(c), keepInMemory, mine);
-                return mine;
-            }
-            long start = c.compressedOffset();
-            long end = c.compressedEnd();
-            for (int k = first + 1; k < index.chunkTotal(); k++) {
+            List<Chunk> planned = SpanPlan.plan(index, first, unit, options.maxGap(), stopAt, k -> {
                 Chunk next = index.chunkAt(k);
-                if (next == null) {
-                    continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
-                }
-                if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > options.maxGap()
-                        || Math.max(end, next.compressedEnd()) - start > unit || isLocal(k) || oversized(next)) {
-                    break;
-                }
+                return !isLocal(k) && next.digest() != null && !inflight.containsKey(new ChunkKey(digest, next.digest()));
+            });
+            for (Chunk next : planned.subList(1, planned.size())) {
+                ChunkKey k = new ChunkKey(digest, next.digest());
                 CompletableFuture<byte[]> f = new CompletableFuture<>();
                 if (inflight.putIfAbsent(k, f) != null) {
-                    break;
+                    break; // claimed since planning: the span ends before it
                 }
                 span.add(next);
+                keys.add(k);
                 futures.add(f);
-                end = Math.max(end, next.compressedEnd());
             }
-            byte[] bytes;
-            int length = Math.toIntExact(end - start);
-            try (Closeable held = scheduler.holdBytes(length)) {
-                bytes = remote.read(start, length);
+            List<Origin.Fetched> fetched;
+            try {
+                Origin.Span got = origin.fetch(span);
+                fetchRequests.addAndGet(got.requests());
+                fetchedBytes.addAndGet(got.bytes());
+                fetched = got.chunks();
             } catch (IOException e) {
-                throw failure(new IOException("fetching " + (end - start) + " bytes at " + start + " of layer " + digest
-                        + " for " + c.describe() + " failed: " + e.getMessage(), e));
+                long startAt = c.compressedOffset();
+                long endAt = span.getLast().compressedEnd();
+                throw failure(new IOException("fetching " + (endAt - startAt) + " bytes at " + startAt + " of layer "
+                        + digest + " for " + c.describe() + " failed: " + e.getMessage(), e));
             }
-            fetchRequests.incrementAndGet();
-            fetchedBytes.addAndGet(bytes.length);
             for (int i = 0; i < span.size(); i++) {
-                Chunk chunk = span.get(i);
-                try {
-                    byte[] member = span.size() == 1 ? bytes // the common case for large files: no 4 MiB copy
-                            : Arrays.copyOfRange(bytes, (int) (chunk.compressedOffset() - start),
-                                    (int) (chunk.compressedEnd() - start));
-                    store(chunk, decoder.decode(chunk, member), keepInMemory, futures.get(i));
-                } catch (InvalidBlobException e) {
-                    futures.get(i).completeExceptionally(failure(new IOException("layer " + digest + ": " + e.getMessage(), e)));
+                Origin.Fetched f = fetched.get(i);
+                if (f.failure() == null) {
+                    store(span.get(i), keys.get(i), f.data(), keepInMemory, futures.get(i));
+                } else {
+                    futures.get(i).completeExceptionally(failure(new IOException("layer " + digest + ": "
+                            + f.failure().getMessage(), f.failure())));
                 }
             }
         } catch (IOException | RuntimeException e) {
             for (CompletableFuture<byte[]> f : futures) {
                 f.completeExceptionally(e);
             }
-            mine.completeExceptionally(e);
         } finally {
-            for (int i = 0; i < span.size(); i++) {
-                inflight.remove(span.get(i).index(), futures.get(i));
-            }
-            if (span.isEmpty()) {
-                inflight.remove(first, mine);
+            for (int i = 0; i < keys.size(); i++) {
+                inflight.remove(keys.get(i), futures.get(i));
             }
         }
         return mine;
     }
 
     /** Verified bytes of a chunk: into the tiers, then to its waiters (who need not wait for the disk write). */
-    private void store(Chunk chunk, byte[] data, boolean keepInMemory, CompletableFuture<byte[]> waiters) {
-        ChunkKey key = new ChunkKey(digest, chunk.digest());
+    private void store(Chunk chunk, ChunkKey key, byte[] data, boolean keepInMemory, CompletableFuture<byte[]> waiters) {
         if (keepInMemory) {
             memory.put(key, data);
         }
         waiters.complete(data);
         if (disk.put(key, data)) {
             markLocal(chunk);
-        }
-    }
-
-    /**
-     * A chunk whose span is much longer than the bytes it needs out of it: only a hostile or odd TOC
-     * makes one (a one-byte file at an inner offset of a member that runs to the TOC), and reading
-     * the whole span for it would hold up to the member limit (256 MiB) per reader.
-     */
-    private static boolean oversized(Chunk c) {
-        long needed = c.innerOffset() + c.size();
-        return c.compressedLength() > 2 * needed + STREAM_SLACK;
-    }
-
-    /** An oversized chunk, read piece by piece and inflated as the pieces come, until its bytes are out. */
-    private byte[] streamed(Chunk c) throws IOException {
-        int firstWindow = (int) Math.min(c.compressedLength(), c.innerOffset() + c.size() + STREAM_SLACK);
-        CountingReader counting = new CountingReader(remote);
-        try (Closeable held = scheduler.holdBytes(8L << 20)) {
-            return decoder.decode(c, counting, firstWindow);
-        } catch (InvalidBlobException e) {
-            throw failure(new IOException("layer " + digest + ": " + e.getMessage(), e));
-        } catch (IOException e) {
-            throw failure(new IOException("fetching " + c.describe() + " of layer " + digest + " failed: "
-                    + e.getMessage(), e));
-        } finally {
-            fetchRequests.addAndGet(counting.requests);
-            fetchedBytes.addAndGet(counting.bytes);
-        }
-    }
-
-    /** Counts what a streamed decode read. */
-    private static final class CountingReader implements RangeReader {
-        private final RangeReader inner;
-        long requests;
-        long bytes;
-
-        CountingReader(RangeReader inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public long size() throws IOException {
-            return inner.size();
-        }
-
-        @Override
-        public byte[] read(long offset, int length) throws IOException {
-            byte[] b = inner.read(offset, length);
-            requests++;
-            bytes += b.length;
-            return b;
         }
     }
 
@@ -492,7 +433,7 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     /** A member's compressed length, counted for the chunk that starts it, so shared members count once. */
     private static long memberBytes(Chunk chunk) {
-        return chunk.innerOffset() == 0 ? Math.min(chunk.compressedLength(), chunk.size() + STREAM_SLACK) : 0;
+        return chunk.innerOffset() == 0 ? Math.min(chunk.compressedLength(), chunk.size() + SpanPlan.STREAM_SLACK) : 0;
     }
 
     /**

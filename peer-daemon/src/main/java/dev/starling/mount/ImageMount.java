@@ -1,13 +1,9 @@
 package dev.starling.mount;
 
-import dev.starling.convert.ImageConverter;
-import dev.starling.estargz.EStargzBlob;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
-import dev.starling.fetch.FetchScheduler;
+import dev.starling.fetch.ChunkStore;
 import dev.starling.fetch.LayerReader;
-import dev.starling.fetch.MemoryChunkCache;
-import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.fuse.LayerMount;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.MountTable;
@@ -15,7 +11,6 @@ import dev.starling.fuse.StateFile;
 import dev.starling.fuse.SystemCommand;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
-import dev.starling.registry.Manifest;
 import dev.starling.registry.RegistryClient;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -25,101 +20,83 @@ import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * An image's eStargz layers mounted lazily, each read through a {@link LayerReader} (memory tier,
- * disk tier, then coalesced Range requests to the registry; tiers keyed by chunk digest and shared
- * by the layers), and overlaid read-only (kernel overlayfs) at one directory: files appear at once,
- * bytes arrive when read, every chunk verified against its layer's TOC, every TOC against the
- * manifest. Once mounted, each layer's prioritized area is prefetched and the rest fetched in the
- * background, as the {@link FetchOptions} say.
+ * An image's eStargz layers mounted lazily and overlaid read-only (kernel overlayfs,
+ * {@code nosuid,nodev}) at one directory: files appear at once, bytes arrive when read, every
+ * chunk verified against its layer's TOC, every TOC against the manifest. The layers come from the
+ * node's {@link OpenLayers} (one per blob, shared with every other image and front end that uses
+ * it), each served by its own FUSE mount under the work directory.
  */
 public final class ImageMount implements AutoCloseable {
-    /** Shared by the image's layers: decompressed chunks for FUSE's small reads of one chunk. */
-    static final long MEMORY_TIER_BYTES = 256L << 20;
     /** The overlay's source in the mount table: how a target served by `starling mount` is recognised. */
     static final String OVERLAY_SOURCE = "starling";
     private static final Logger LOG = Logger.getLogger(ImageMount.class.getName());
-    /** What is picked from a multi-platform image when no platform is asked for: this build's only one. */
-    static final Descriptor.Platform DEFAULT_PLATFORM = Descriptor.Platform.parse("linux/amd64");
 
     private final Path target;
-    private final List<LayerMount> layers;
-    private final long bytesAtReady;
-    private final List<RegistryRangeReader> remotes;
-    private final List<LayerReader> readers;
-    private final FetchScheduler scheduler;
+    private final OpenLayers openLayers;
+    private final List<OpenLayers.Layer> layers = new ArrayList<>();
+    private final List<LayerMount> mounts = new ArrayList<>();
+    /** A store this mount made for itself (standalone `starling mount`), closed with it; else null. */
+    private final AutoCloseable owned;
+    private long bytesAtReady;
     private boolean overlaid;
 
-    private ImageMount(Path target, List<LayerMount> layers, List<RegistryRangeReader> remotes,
-                       List<LayerReader> readers, FetchScheduler scheduler) {
+    private ImageMount(Path target, OpenLayers openLayers, AutoCloseable owned) {
         this.target = target;
-        this.layers = layers;
-        this.remotes = remotes;
-        this.readers = readers;
-        this.scheduler = scheduler;
-        this.bytesAtReady = bytesFetched();
+        this.openLayers = openLayers;
+        this.owned = owned;
     }
 
-    /** Mounts {@code ref} at {@code target} with the default options; layer mounts live under {@code workDir}. */
+    /** Mounts {@code ref} at {@code target} with the default options and a store of its own; layer mounts live under {@code workDir}. */
     public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
                                    Path target, Path workDir, DiskChunkCache disk) throws IOException {
         return mount(client, ref, platform, target, workDir, disk, FetchOptions.DEFAULTS, MountOptions.DEFAULTS);
     }
 
-    /** Mounts {@code ref} at {@code target}; layer mounts live under {@code workDir}. */
+    /** Mounts {@code ref} at {@code target} through a chunk store of its own (what a standalone `starling mount` is). */
     public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
                                    Path target, Path workDir, DiskChunkCache disk, FetchOptions fetchOptions,
                                    MountOptions mountOptions) throws IOException {
-        clearStaleOverlay(target);
-        MemoryChunkCache memory = new MemoryChunkCache(MEMORY_TIER_BYTES);
-        FetchScheduler scheduler = new FetchScheduler(fetchOptions);
-        Manifest manifest = client.manifest(ref);
-        if (manifest.isIndex()) {
-            Descriptor.Platform wanted = platform == null ? DEFAULT_PLATFORM : platform;
-            manifest = client.manifest(ref.withDigest(manifest.select(wanted).digest().toString()));
-        } else if (platform != null) {
-            ImageConverter.requirePlatform(client, ref, manifest, platform);
-        }
-        List<Descriptor> descriptors = manifest.layers();
-        List<LayerMount> mounted = new ArrayList<>();
-        List<RegistryRangeReader> remotes = new ArrayList<>();
-        List<LayerReader> readers = new ArrayList<>();
-        ImageMount image = null;
+        ChunkStore store = new ChunkStore(disk, ChunkStore.DEFAULT_MEMORY_BYTES, fetchOptions);
+        OpenLayers layers = new OpenLayers(store);
         try {
-            for (int i = 0; i < descriptors.size(); i++) {
-                Descriptor d = descriptors.get(i);
-                String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
-                if (toc == null) {
-                    throw new IOException("layer " + (i + 1) + " of " + ref + " (" + d.digest() + ") has no "
-                            + ImageConverter.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
-                            + "trusted. Convert the image with `starling convert`.");
-                }
-                RegistryRangeReader remote = new RegistryRangeReader(client, ref, d.digest().toString());
-                remotes.add(remote);
-                EStargzBlob blob = EStargzBlob.open(remote, toc);
-                LayerReader reader = new LayerReader(d.digest(), blob, remote, memory, disk, scheduler);
-                readers.add(reader);
-                mounted.add(LayerMount.mount(blob.index(), reader, workDir.resolve("layer-" + i),
-                        ref.repository() + "@" + d.digest().shortHex(),
-                        new StateFile(d.digest() + ".json", reader::stateJson), mountOptions));
-            }
-            image = new ImageMount(target, mounted, remotes, readers, scheduler);
-            image.overlay(workDir, mountOptions);
+            return mount(client, ref, platform, target, workDir, layers, mountOptions, () -> {
+                layers.close();
+                store.close();
+            });
         } catch (IOException | RuntimeException e) {
-            if (image != null) {
-                image.close();
-            } else {
-                for (LayerMount m : mounted) {
-                    m.close();
-                }
-                for (LayerReader r : readers) {
-                    r.close();
-                }
-                scheduler.close();
-            }
+            layers.close();
+            store.close();
             throw e;
         }
-        for (LayerReader r : readers) {
-            r.startFetching();
+    }
+
+    /** Mounts {@code ref} at {@code target} from the node's open layers; layer mounts live under {@code workDir}. */
+    public static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
+                                   Path target, Path workDir, OpenLayers openLayers, MountOptions mountOptions)
+            throws IOException {
+        return mount(client, ref, platform, target, workDir, openLayers, mountOptions, null);
+    }
+
+    private static ImageMount mount(RegistryClient client, ImageReference ref, Descriptor.Platform platform,
+                                    Path target, Path workDir, OpenLayers openLayers, MountOptions mountOptions,
+                                    AutoCloseable owned) throws IOException {
+        clearStaleOverlay(target);
+        List<LayerRef> refs = ImageLayers.resolve(client, ref, platform);
+        ImageMount image = new ImageMount(target, openLayers, owned);
+        try {
+            for (int i = 0; i < refs.size(); i++) {
+                LayerRef layerRef = refs.get(i);
+                OpenLayers.Layer layer = openLayers.acquire(client, layerRef);
+                image.layers.add(layer);
+                image.mounts.add(LayerMount.mount(layer.blob().index(), layer.reader(), workDir.resolve("layer-" + i),
+                        ref.repository() + "@" + layerRef.digest().shortHex(),
+                        new StateFile(layerRef.digest() + ".json", layer.reader()::stateJson), mountOptions));
+            }
+            image.bytesAtReady = image.bytesFetched();
+            image.overlay(workDir, mountOptions);
+        } catch (IOException | RuntimeException e) {
+            image.closeQuietly();
+            throw e;
         }
         return image;
     }
@@ -150,8 +127,8 @@ public final class ImageMount implements AutoCloseable {
         // overlayfs without an upper dir needs two lower dirs: an empty one at the bottom serves single-layer images.
         Path empty = Files.createDirectories(workDir.resolve("empty"));
         StringBuilder lower = new StringBuilder();
-        for (int i = layers.size() - 1; i >= 0; i--) {
-            lower.append(layers.get(i).mountPoint()).append(':');
+        for (int i = mounts.size() - 1; i >= 0; i--) {
+            lower.append(mounts.get(i).mountPoint()).append(':');
         }
         lower.append(empty);
         SystemCommand.run("mount", "-t", "overlay", OVERLAY_SOURCE, "-o",
@@ -163,19 +140,19 @@ public final class ImageMount implements AutoCloseable {
         return layers.size();
     }
 
-    /** Range requests made to the registry so far, all layers. */
+    /** Range requests made to the registry so far for this image's layers. */
     public long requests() {
-        return remotes.stream().mapToLong(RegistryRangeReader::requests).sum();
+        return layers.stream().mapToLong(l -> l.remote().requests()).sum();
     }
 
-    /** Compressed bytes fetched from the registry so far, all layers, footers and TOCs included. */
+    /** Compressed bytes fetched from the registry so far for this image's layers, footers and TOCs included. */
     public long bytesFetched() {
-        return remotes.stream().mapToLong(RegistryRangeReader::bytesRead).sum();
+        return layers.stream().mapToLong(l -> l.remote().bytesRead()).sum();
     }
 
     /** The layers' read paths, bottom first: their progress and state. */
     public List<LayerReader> layerReaders() {
-        return readers;
+        return layers.stream().map(OpenLayers.Layer::reader).toList();
     }
 
     /** What mounting cost: footers and TOCs. */
@@ -192,10 +169,17 @@ public final class ImageMount implements AutoCloseable {
         return mount.fsType().equals("overlay") && mount.source().equals(OVERLAY_SOURCE);
     }
 
+    private void closeQuietly() {
+        try {
+            close();
+        } catch (IOException e) {
+            LOG.warning("cleaning up a failed mount of " + target + ": " + e.getMessage());
+        }
+    }
+
     @Override
     public void close() throws IOException {
         IOException failure = null;
-        scheduler.close();
         if (overlaid && mounted()) {
             try {
                 SystemCommand.run("umount", "-l", target.toString());
@@ -203,15 +187,22 @@ public final class ImageMount implements AutoCloseable {
                 failure = e;
             }
         }
-        for (LayerMount m : layers) {
+        for (LayerMount m : mounts) {
             try {
                 m.close();
             } catch (IOException e) {
                 failure = failure == null ? e : failure;
             }
         }
-        for (LayerReader r : readers) {
-            r.close();
+        for (OpenLayers.Layer layer : layers) {
+            openLayers.release(layer);
+        }
+        if (owned != null) {
+            try {
+                owned.close();
+            } catch (Exception e) {
+                failure = failure == null ? new IOException(e) : failure;
+            }
         }
         if (failure != null) {
             throw failure;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.estargz.Chunk;
+import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.TocIndex;
 import dev.starling.estargz.write.ConvertOptions;
@@ -87,7 +88,7 @@ class LayerReaderTest {
 
     private static final FetchOptions FOREGROUND_ONLY = FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false);
 
-    private record Opened(LayerReader reader, FetchScheduler scheduler) implements AutoCloseable {
+    private record Opened(LayerReader reader, ChunkStore store) implements AutoCloseable {
         TocIndex index() {
             return reader.index();
         }
@@ -95,16 +96,17 @@ class LayerReaderTest {
         @Override
         public void close() throws IOException {
             reader.close();
-            scheduler.close();
+            store.close();
         }
     }
 
     private Opened open(FetchOptions options) throws IOException {
         RegistryRangeReader remote = new RegistryRangeReader(client, repo, blobDigest);
         EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
-        FetchScheduler scheduler = new FetchScheduler(options);
         DiskChunkCache disk = new DiskChunkCache(dir.resolve("chunks-" + System.nanoTime()), 1L << 30);
-        return new Opened(new LayerReader(dev.starling.registry.Digest.parse(blobDigest), blob, remote, new MemoryChunkCache(64 << 20), disk, scheduler), scheduler);
+        ChunkStore store = new ChunkStore(disk, 64 << 20, options);
+        RegistryOrigin origin = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+        return new Opened(new LayerReader(dev.starling.registry.Digest.parse(blobDigest), blob, remote.size(), origin, store), store);
     }
 
     private static byte[] readFile(Opened o, String name) throws IOException {

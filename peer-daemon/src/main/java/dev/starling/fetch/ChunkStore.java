@@ -1,0 +1,55 @@
+package dev.starling.fetch;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The node's chunks, one per process however many images, layers and front ends use them: the
+ * memory tier, the disk tier, the fetch scheduler, and one single-flight map keyed by
+ * {@link ChunkKey}, so two readers of a chunk (two mounts of one layer, the kernel's parallel
+ * requests for pieces of one chunk, read-ahead and a reader) wait for one load or fetch. Layers
+ * read through it with a {@link LayerReader} each.
+ */
+public final class ChunkStore implements AutoCloseable {
+    /** The memory tier's default bound: decompressed chunks for FUSE's small reads of one chunk. */
+    public static final long DEFAULT_MEMORY_BYTES = 256L << 20;
+
+    final MemoryChunkCache memory;
+    final DiskChunkCache disk;
+    final FetchScheduler scheduler;
+    /** Chunks being loaded or fetched now, node-wide; the future completes when the bytes are verified. */
+    final ConcurrentHashMap<ChunkKey, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+
+    public ChunkStore(DiskChunkCache disk, long memoryBytes, FetchOptions options) {
+        this.memory = new MemoryChunkCache(memoryBytes);
+        this.disk = disk;
+        this.scheduler = new FetchScheduler(options);
+    }
+
+    public FetchOptions options() {
+        return scheduler.options();
+    }
+
+    public FetchScheduler scheduler() {
+        return scheduler;
+    }
+
+    public DiskChunkCache disk() {
+        return disk;
+    }
+
+    /** Bytes held in the memory tier now. */
+    public long memoryBytes() {
+        return memory.bytes();
+    }
+
+    /** Chunks being fetched or loaded now (for status). */
+    public int inflight() {
+        return inflight.size();
+    }
+
+    @Override
+    public void close() {
+        scheduler.close();
+    }
+}

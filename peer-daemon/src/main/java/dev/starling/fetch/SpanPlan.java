@@ -1,0 +1,61 @@
+package dev.starling.fetch;
+
+import dev.starling.estargz.Chunk;
+import dev.starling.estargz.TocIndex;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntPredicate;
+
+/**
+ * Which chunks one request fetches: a pure function of the TOC and the options. Starting from the
+ * chunk a reader needs, the chunks after it in blob order join while they are wanted, no more than
+ * the gap apart, and the span stays within the fetch unit, so a directory of small files arrives in
+ * one Range request rather than one per file.
+ */
+public final class SpanPlan {
+    /** Compressed bytes a chunk's span may hold beyond twice what it decodes to before it is read piece by piece. */
+    static final long STREAM_SLACK = 64L << 10;
+
+    private SpanPlan() {
+    }
+
+    /**
+     * The chunks to fetch with chunk {@code first}, {@code first} included, in blob order.
+     *
+     * @param stopAt  no chunk starting at or after this compressed offset joins
+     * @param wanted  whether a chunk may join (not local, not fetched by someone else)
+     */
+    public static List<Chunk> plan(TocIndex index, int first, long unit, long maxGap, long stopAt, IntPredicate wanted) {
+        Chunk c = index.chunkAt(first);
+        List<Chunk> span = new ArrayList<>();
+        span.add(c);
+        if (oversized(c)) {
+            return span;
+        }
+        long start = c.compressedOffset();
+        long end = c.compressedEnd();
+        for (int k = first + 1; k < index.chunkTotal(); k++) {
+            Chunk next = index.chunkAt(k);
+            if (next == null) {
+                continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
+            }
+            if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > maxGap
+                    || Math.max(end, next.compressedEnd()) - start > unit || oversized(next) || !wanted.test(k)) {
+                break;
+            }
+            span.add(next);
+            end = Math.max(end, next.compressedEnd());
+        }
+        return span;
+    }
+
+    /**
+     * A chunk whose span is much longer than the bytes it needs out of it: only a hostile or odd TOC
+     * makes one (a one-byte file at an inner offset of a member that runs to the TOC), and reading
+     * the whole span for it would hold up to the member limit (256 MiB) per reader.
+     */
+    static boolean oversized(Chunk c) {
+        long needed = c.innerOffset() + c.size();
+        return c.compressedLength() > 2 * needed + STREAM_SLACK;
+    }
+}

@@ -1,0 +1,121 @@
+package dev.starling.mount;
+
+import dev.starling.estargz.ChunkDecoder;
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.fetch.ChunkStore;
+import dev.starling.fetch.LayerReader;
+import dev.starling.fetch.RegistryOrigin;
+import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.registry.Digest;
+import dev.starling.registry.RegistryClient;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
+/**
+ * The node's open layers: one per blob digest however many images, mounts or front ends use it,
+ * each opened once (footer and TOC fetched, TOC verified against the manifest), reference-counted,
+ * and closed when its last user lets go. All read through the node's one {@link ChunkStore}.
+ */
+public final class OpenLayers implements AutoCloseable {
+    private final ChunkStore store;
+    private final Map<Digest, Entry> open = new HashMap<>();
+
+    /** An open layer: its TOC and read path, and the blob reader that fetched them. */
+    public record Layer(Digest digest, EStargzBlob blob, LayerReader reader, RegistryRangeReader remote) {
+    }
+
+    private static final class Entry {
+        final CompletableFuture<Layer> layer = new CompletableFuture<>();
+        int users;
+    }
+
+    public OpenLayers(ChunkStore store) {
+        this.store = store;
+    }
+
+    public ChunkStore store() {
+        return store;
+    }
+
+    /**
+     * The layer {@code ref} names, opened now or shared with whoever opened it first; release it
+     * with {@link #release}. Concurrent first users wait for one open.
+     */
+    public Layer acquire(RegistryClient client, LayerRef ref) throws IOException {
+        Entry entry;
+        boolean opener = false;
+        synchronized (this) {
+            entry = open.get(ref.digest());
+            if (entry == null) {
+                entry = new Entry();
+                open.put(ref.digest(), entry);
+                opener = true;
+            }
+            entry.users++;
+        }
+        if (opener) {
+            try {
+                entry.layer.complete(openLayer(client, ref));
+            } catch (IOException | RuntimeException e) {
+                entry.layer.completeExceptionally(e);
+            }
+        }
+        try {
+            return entry.layer.join();
+        } catch (CompletionException e) {
+            synchronized (this) {
+                if (--entry.users == 0) {
+                    open.remove(ref.digest(), entry);
+                }
+            }
+            throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
+        }
+    }
+
+    private Layer openLayer(RegistryClient client, LayerRef ref) throws IOException {
+        RegistryRangeReader remote = new RegistryRangeReader(client, ref.repository(), ref.digest().toString());
+        EStargzBlob blob = EStargzBlob.open(remote, ref.tocDigest());
+        RegistryOrigin origin = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+        LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origin, store);
+        reader.startFetching();
+        return new Layer(ref.digest(), blob, reader, remote);
+    }
+
+    /** Lets go of a layer; the last user's release closes it. */
+    public void release(Layer layer) throws IOException {
+        synchronized (this) {
+            Entry entry = open.get(layer.digest());
+            if (entry == null || --entry.users > 0) {
+                return;
+            }
+            open.remove(layer.digest());
+        }
+        layer.reader().close();
+    }
+
+    /** The layers open now. */
+    public synchronized List<Layer> layers() {
+        List<Layer> out = new ArrayList<>();
+        for (Entry e : open.values()) {
+            if (e.layer.isDone() && !e.layer.isCompletedExceptionally()) {
+                out.add(e.layer.join());
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() throws IOException {
+        for (Layer layer : layers()) {
+            layer.reader().close();
+        }
+        synchronized (this) {
+            open.clear();
+        }
+    }
+}
