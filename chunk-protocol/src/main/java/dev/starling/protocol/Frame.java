@@ -1,0 +1,86 @@
+package dev.starling.protocol;
+
+import java.util.List;
+
+/**
+ * One message of the peer protocol (docs/protocol.md has the bytes). Every frame but the
+ * handshake belongs to a stream: the requester numbers its requests, and each answer names the
+ * request it answers, so many requests share one connection.
+ */
+public sealed interface Frame {
+    /** The protocol version this build speaks. */
+    int VERSION = 1;
+
+    /** The requester's first frame: which protocol, which cluster, which node. */
+    record Hello(int version, String clusterId, String nodeId) implements Frame {
+    }
+
+    /** The server's answer to a hello it accepts. */
+    record HelloOk(int version, String nodeId) implements Frame {
+    }
+
+    /**
+     * Asks for chunks of one blob: where the blob is (so a node that lacks them can fetch them from
+     * the registry itself, if its configuration allows that registry) and, per chunk, enough to
+     * decode and verify it. The chunks lie in {@code [compressedOffset, compressedOffset + compressedLength)}.
+     */
+    record Request(int stream, Locator locator, List<ChunkRef> chunks) implements Frame {
+        public Request {
+            chunks = List.copyOf(chunks);
+        }
+    }
+
+    /** One chunk's verified bytes: the {@code index}-th chunk of the request. */
+    record Data(int stream, int index, byte[] bytes) implements Frame {
+    }
+
+    /** The server has not got the {@code index}-th chunk, and will not fetch it. */
+    record Miss(int stream, int index) implements Frame {
+    }
+
+    /** The server is at its limits; ask again after {@code retryAfterMillis}, or ask someone else. */
+    record Busy(int stream, int retryAfterMillis) implements Frame {
+    }
+
+    /** The request is refused or failed; {@code code} says how. */
+    record Error(int stream, ErrorCode code, String message) implements Frame {
+    }
+
+    /** The requester no longer wants the stream's answers. */
+    record Cancel(int stream) implements Frame {
+    }
+
+    /** Where a blob is: the registry host, the repository, the blob digest ({@code sha256:<hex>}). */
+    record Locator(String registry, String repository, String blobDigest, long compressedOffset, int compressedLength) {
+    }
+
+    /** One chunk of a request: where it starts inside the span's member, how long it is, its sha256. */
+    record ChunkRef(long compressedOffset, long compressedEnd, int innerOffset, int size, byte[] sha256) {
+    }
+
+    enum ErrorCode {
+        /** The request names a registry this node does not fetch from. */
+        REGISTRY_NOT_ALLOWED(1),
+        /** The request is malformed or over a limit. */
+        BAD_REQUEST(2),
+        /** The server tried and failed (the registry is down, say). */
+        FAILED(3),
+        /** The handshake was refused (other cluster, other version). */
+        REFUSED(4);
+
+        final int wire;
+
+        ErrorCode(int wire) {
+            this.wire = wire;
+        }
+
+        static ErrorCode of(int wire) {
+            for (ErrorCode c : values()) {
+                if (c.wire == wire) {
+                    return c;
+                }
+            }
+            return null;
+        }
+    }
+}

@@ -1,0 +1,208 @@
+package dev.starling.protocol;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.ssl.SslContext;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One connection to one peer, many requests multiplexed on it: each request gets a stream number,
+ * and its future completes when every chunk has an answer (bytes, or null for a miss), or fails
+ * with a {@link PeerException} saying why (busy, refused, connection gone). A request unanswered
+ * within its timeout fails and is cancelled at the peer, so a slow peer costs one timeout.
+ */
+public final class PeerClient implements AutoCloseable {
+    private final EventLoopGroup group;
+    private final Channel channel;
+    private final String peer;
+    private final Map<Integer, Pending> pending = new ConcurrentHashMap<>();
+    private final AtomicInteger nextStream = new AtomicInteger(1);
+    private volatile String closedBecause;
+
+    private static final class Pending {
+        final byte[][] chunks;
+        final boolean[] answered;
+        int left;
+        final CompletableFuture<List<byte[]>> future = new CompletableFuture<>();
+
+        Pending(int count) {
+            chunks = new byte[count][];
+            answered = new boolean[count];
+            left = count;
+        }
+    }
+
+    private PeerClient(EventLoopGroup group, Channel channel, String peer) {
+        this.group = group;
+        this.channel = channel;
+        this.peer = peer;
+    }
+
+    /** Connects and shakes hands; fails with {@link PeerException.Refused} when the peer refuses the handshake. */
+    public static PeerClient connect(InetSocketAddress address, String clusterId, String nodeId, Duration timeout,
+                                     SslContext tls, int maxFrame) throws PeerException {
+        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        CompletableFuture<String> greeted = new CompletableFuture<>();
+        PeerClient[] self = new PeerClient[1];
+        String peer = address.toString();
+        try {
+            Channel ch = new Bootstrap().group(group).channel(NioSocketChannel.class)
+                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) timeout.toMillis())
+                    .handler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel c) {
+                            if (tls != null) {
+                                c.pipeline().addLast("tls", tls.newHandler(c.alloc(), address.getHostString(), address.getPort()));
+                            }
+                            FrameCodec.addTo(c.pipeline(), maxFrame);
+                            c.pipeline().addLast("answers", new Answers(greeted, self));
+                        }
+                    }).connect(address).sync().channel();
+            self[0] = new PeerClient(group, ch, peer);
+            ch.writeAndFlush(new Frame.Hello(Frame.VERSION, clusterId, nodeId));
+            greeted.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            return self[0];
+        } catch (ExecutionException e) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw e.getCause() instanceof PeerException p ? p : new PeerException(peer + ": " + e.getCause(), e.getCause());
+        } catch (TimeoutException e) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw new PeerException(peer + " did not answer the handshake within " + timeout.toMillis() + " ms");
+        } catch (InterruptedException e) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            Thread.currentThread().interrupt();
+            throw new PeerException("interrupted connecting to " + peer);
+        } catch (RuntimeException e) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw new PeerException("cannot connect to " + peer + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Asks for chunks; the future holds one entry per chunk (null: the peer has not got it). */
+    public CompletableFuture<List<byte[]>> request(Frame.Locator locator, List<Frame.ChunkRef> chunks, Duration timeout) {
+        if (closedBecause != null) {
+            return CompletableFuture.failedFuture(new PeerException.Closed(peer + ": " + closedBecause));
+        }
+        int stream = nextStream.getAndIncrement();
+        Pending p = new Pending(chunks.size());
+        pending.put(stream, p);
+        channel.writeAndFlush(new Frame.Request(stream, locator, chunks)).addListener(f -> {
+            if (!f.isSuccess()) {
+                fail(stream, new PeerException.Closed(peer + ": sending failed: " + f.cause()));
+            }
+        });
+        channel.eventLoop().schedule(() -> {
+            if (pending.containsKey(stream)) {
+                fail(stream, new PeerException(peer + " did not answer within " + timeout.toMillis() + " ms"));
+                channel.writeAndFlush(new Frame.Cancel(stream));
+            }
+        }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+        return p.future;
+    }
+
+    public boolean isOpen() {
+        return channel.isActive() && closedBecause == null;
+    }
+
+    private void fail(int stream, PeerException e) {
+        Pending p = pending.remove(stream);
+        if (p != null) {
+            p.future.completeExceptionally(e);
+        }
+    }
+
+    private void failAll(String why) {
+        closedBecause = why;
+        for (Integer stream : List.copyOf(pending.keySet())) {
+            fail(stream, new PeerException.Closed(peer + ": " + why));
+        }
+    }
+
+    @Override
+    public void close() {
+        failAll("closed");
+        channel.close().syncUninterruptibly();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    }
+
+    /** Answers from the peer, matched to their requests by stream. */
+    private static final class Answers extends SimpleChannelInboundHandler<Frame> {
+        private final CompletableFuture<String> greeted;
+        private final PeerClient[] self;
+
+        Answers(CompletableFuture<String> greeted, PeerClient[] self) {
+            this.greeted = greeted;
+            this.self = self;
+        }
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
+            PeerClient c = self[0];
+            switch (frame) {
+                case Frame.HelloOk ok -> greeted.complete(ok.nodeId());
+                case Frame.Data d -> answer(c, d.stream(), d.index(), d.bytes());
+                case Frame.Miss m -> answer(c, m.stream(), m.index(), null);
+                case Frame.Busy b -> c.fail(b.stream(), new PeerException.Busy(c.peer, b.retryAfterMillis()));
+                case Frame.Error e -> {
+                    PeerException.Refused refused = new PeerException.Refused(c == null ? "peer" : c.peer, e.code(), e.message());
+                    if (!greeted.isDone()) {
+                        greeted.completeExceptionally(refused);
+                    } else {
+                        c.fail(e.stream(), refused);
+                    }
+                }
+                default -> {
+                    ctx.close(); // a peer that asks us things on our own connection is not speaking the protocol
+                }
+            }
+        }
+
+        private static void answer(PeerClient c, int stream, int index, byte[] data) {
+            Pending p = c.pending.get(stream);
+            if (p == null || index >= p.chunks.length || p.answered[index]) {
+                return; // cancelled, timed out, or a stray answer
+            }
+            p.answered[index] = true;
+            p.chunks[index] = data;
+            if (--p.left == 0) {
+                c.pending.remove(stream);
+                p.future.complete(Arrays.asList(p.chunks));
+            }
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            greeted.completeExceptionally(new PeerException.Closed("the peer closed the connection during the handshake"));
+            if (self[0] != null) {
+                self[0].failAll("connection lost");
+            }
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            if (self[0] != null) {
+                self[0].failAll("connection failed: " + cause.getMessage());
+            }
+            ctx.close();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+package dev.starling.protocol;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** A real server and real clients on loopback sockets: multiplexing, limits, refusals, garbage, death. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class PeerConnectionTest {
+    static final Duration T = Duration.ofSeconds(5);
+    static final InetSocketAddress ANY = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+    static final Frame.Locator WHERE = new Frame.Locator("registry.example.com", "app", "sha256:" + "ab".repeat(32), 0, 100);
+
+    /** Serves chunk i of any request as the bytes of its size filled with its inner offset; size 13 is a miss. */
+    static final ChunkProvider FILLER = request -> CompletableFuture.supplyAsync(() -> {
+        List<byte[]> out = new ArrayList<>();
+        for (Frame.ChunkRef c : request.chunks()) {
+            byte[] b = new byte[c.size()];
+            java.util.Arrays.fill(b, (byte) c.innerOffset());
+            out.add(c.size() == 13 ? null : b);
+        }
+        return out;
+    });
+
+    static Frame.ChunkRef chunk(int inner, int size) {
+        return new Frame.ChunkRef(0, 100, inner, size, new byte[32]);
+    }
+
+    static PeerClient client(PeerServer server, String cluster) throws PeerException {
+        return PeerClient.connect(server.address(), cluster, "client", T, null, FrameCodec.DEFAULT_MAX_FRAME);
+    }
+
+    @Test
+    void manyRequestsShareOneConnectionAndEachGetsItsOwnAnswers() throws Exception {
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server").withMaxInFlight(1000), FILLER);
+             PeerClient client = client(server, "c1")) {
+            List<CompletableFuture<List<byte[]>>> answers = new ArrayList<>();
+            for (int i = 0; i < 300; i++) {
+                answers.add(client.request(WHERE, List.of(chunk(i % 100, 100 + i), chunk(7, 13)), T));
+            }
+            for (int i = 0; i < 300; i++) {
+                List<byte[]> got = answers.get(i).get(10, TimeUnit.SECONDS);
+                assertEquals(100 + i, got.get(0).length);
+                assertEquals((byte) (i % 100), got.get(0)[0]);
+                assertNull(got.get(1), "a miss");
+            }
+            byte[] big = client.request(WHERE, List.of(chunk(1, 4 << 20)), T).get().getFirst();
+            assertEquals(4 << 20, big.length);
+            assertTrue(server.bytesServed() > 4 << 20);
+        }
+    }
+
+    @Test
+    void anotherClusterOrVersionIsRefusedAtTheHandshake() throws Exception {
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), FILLER)) {
+            PeerException.Refused e = assertThrows(PeerException.Refused.class, () -> client(server, "other-cluster"));
+            assertEquals(Frame.ErrorCode.REFUSED, e.code());
+            assertTrue(e.getMessage().contains("cluster \"other-cluster\" is not this node's"), e.getMessage());
+            assertEquals(1, server.refusedConnections());
+        }
+    }
+
+    @Test
+    void garbageOnASocketClosesThatConnectionAndTheServerGoesOn() throws Exception {
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server")
+                .withIdleTimeout(Duration.ofMillis(500)), FILLER)) {
+            Random random = new Random(5);
+            for (int i = 0; i < 20; i++) {
+                try (Socket s = new Socket(server.address().getAddress(), server.address().getPort())) {
+                    byte[] junk = new byte[1 + random.nextInt(5000)];
+                    random.nextBytes(junk);
+                    if (i % 2 == 0) {
+                        junk[0] = 0; // a plausible length, then junk
+                    }
+                    OutputStream out = s.getOutputStream();
+                    out.write(junk);
+                    out.flush();
+                    s.setSoTimeout(5000);
+                    try {
+                        while (s.getInputStream().read() >= 0) {
+                            // the server answers (a refusal) or closes; either ends here
+                        }
+                    } catch (java.net.SocketTimeoutException stillOpen) {
+                        throw new AssertionError("a connection that sent junk was left open past the idle timeout");
+                    } catch (java.net.SocketException reset) {
+                        // closed on us
+                    }
+                }
+            }
+            try (PeerClient good = client(server, "c1")) {
+                assertArrayEquals(new byte[] {3, 3}, good.request(WHERE, List.of(chunk(3, 2)), T).get().getFirst(),
+                        "a well-behaved peer is still served");
+            }
+            assertTrue(server.refusedConnections() > 0, "junk that is not the protocol is refused (the rest ends at the idle timeout): " + server.refusedConnections());
+        }
+    }
+
+    @Test
+    void aConnectionAtItsLimitIsToldBusyNotQueued() throws Exception {
+        CompletableFuture<List<byte[]>> never = new CompletableFuture<>();
+        ChunkProvider stuck = request -> never;
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server").withMaxInFlight(2), stuck);
+             PeerClient client = client(server, "c1")) {
+            client.request(WHERE, List.of(chunk(1, 1)), T);
+            client.request(WHERE, List.of(chunk(1, 1)), T);
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> client.request(WHERE, List.of(chunk(1, 1)), T).get(5, TimeUnit.SECONDS));
+            assertInstanceOf(PeerException.Busy.class, e.getCause());
+        }
+    }
+
+    @Test
+    void aRefusalByTheProviderReachesTheRequesterAsItsCode() throws Exception {
+        ChunkProvider strict = request -> CompletableFuture.failedFuture(new PeerException.Refused("server",
+                Frame.ErrorCode.REGISTRY_NOT_ALLOWED, request.locator().registry() + " is not an allowed registry"));
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), strict);
+             PeerClient client = client(server, "c1")) {
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> client.request(WHERE, List.of(chunk(1, 1)), T).get(5, TimeUnit.SECONDS));
+            PeerException.Refused refused = assertInstanceOf(PeerException.Refused.class, e.getCause());
+            assertEquals(Frame.ErrorCode.REGISTRY_NOT_ALLOWED, refused.code());
+            assertTrue(refused.getMessage().contains("registry.example.com is not an allowed registry"));
+        }
+    }
+
+    @Test
+    void aDeadOrSilentPeerCostsOneTimeoutNotAHang() throws Exception {
+        CompletableFuture<List<byte[]>> never = new CompletableFuture<>();
+        PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), request -> never);
+        PeerClient client = client(server, "c1");
+        long t0 = System.nanoTime();
+        ExecutionException slow = assertThrows(ExecutionException.class,
+                () -> client.request(WHERE, List.of(chunk(1, 1)), Duration.ofMillis(300)).get(5, TimeUnit.SECONDS));
+        assertTrue((System.nanoTime() - t0) / 1e6 < 2000, "one timeout");
+        assertTrue(slow.getCause().getMessage().contains("did not answer within 300 ms"));
+        CompletableFuture<List<byte[]>> pending = client.request(WHERE, List.of(chunk(1, 1)), T);
+        server.close(); // the peer dies with a request in flight
+        ExecutionException dead = assertThrows(ExecutionException.class, () -> pending.get(5, TimeUnit.SECONDS));
+        assertInstanceOf(PeerException.Closed.class, dead.getCause());
+        assertTrue(!client.isOpen());
+        client.close();
+    }
+}
