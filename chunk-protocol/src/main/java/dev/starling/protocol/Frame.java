@@ -50,8 +50,12 @@ public sealed interface Frame {
     record Cancel(int stream) implements Frame {
     }
 
-    /** Where a blob is: the registry host, the repository, the blob digest ({@code sha256:<hex>}). */
-    record Locator(String registry, String repository, String blobDigest, long compressedOffset, int compressedLength) {
+    /**
+     * Where a blob is: the registry host, the repository, the blob digest ({@code sha256:<hex>}), how
+     * its members are compressed, and the span of compressed bytes that holds the chunks.
+     */
+    record Locator(String registry, String repository, String blobDigest, boolean zstd, long compressedOffset,
+                   int compressedLength) {
     }
 
     /** One chunk of a request: where it starts inside the span's member, how long it is, its sha256. */

@@ -93,6 +93,10 @@ public final class FrameCodec {
             String registry = string(in, "registry");
             String repository = string(in, "repository");
             String blob = string(in, "blob digest");
+            int compression = u8(in, "compression");
+            if (compression > 1) {
+                throw new CorruptedFrameException("unknown compression " + compression);
+            }
             long offset = u64(in, "compressed offset");
             int length = u32(in, "compressed length");
             int count = u16(in, "chunk count");
@@ -115,7 +119,8 @@ public final class FrameCodec {
                 in.readBytes(sha);
                 chunks.add(new Frame.ChunkRef(coff, cend, inner, size, sha));
             }
-            return new Frame.Request(stream, new Frame.Locator(registry, repository, blob, offset, length), chunks);
+            return new Frame.Request(stream, new Frame.Locator(registry, repository, blob, compression == 1, offset, length),
+                    chunks);
         }
 
         private static int u8(ByteBuf in, String what) {
@@ -196,6 +201,7 @@ public final class FrameCodec {
                     string(h, f.locator().registry());
                     string(h, f.locator().repository());
                     string(h, f.locator().blobDigest());
+                    h.writeByte(f.locator().zstd() ? 1 : 0);
                     h.writeLong(f.locator().compressedOffset()).writeInt(f.locator().compressedLength());
                     h.writeShort(f.chunks().size());
                     for (Frame.ChunkRef c : f.chunks()) {

@@ -91,9 +91,9 @@ public final class PeerClient implements AutoCloseable {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             Thread.currentThread().interrupt();
             throw new PeerException("interrupted connecting to " + peer);
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // Netty's sync() rethrows a refused connection as the checked exception it is
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-            throw new PeerException("cannot connect to " + peer + ": " + e.getMessage(), e);
+            throw new PeerException.Closed("cannot connect to " + peer + ": " + e.getMessage());
         }
     }
 

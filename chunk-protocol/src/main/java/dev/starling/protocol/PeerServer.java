@@ -118,8 +118,13 @@ public final class PeerServer implements AutoCloseable {
         return refusedConnections.get();
     }
 
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         server.close().syncUninterruptibly();
         if (upload != null) {
             upload.release();

@@ -35,7 +35,7 @@ class FrameCodecTest {
     static List<Frame> samples() {
         byte[] sha = new byte[32];
         new Random(1).nextBytes(sha);
-        Frame.Locator where = new Frame.Locator("registry.example.com:5000", "team/app", "sha256:" + "ab".repeat(32), 1234, 5678);
+        Frame.Locator where = new Frame.Locator("registry.example.com:5000", "team/app", "sha256:" + "ab".repeat(32), false, 1234, 5678);
         return List.of(
                 new Frame.Hello(Frame.VERSION, "cluster-é", "node-1"),
                 new Frame.HelloOk(Frame.VERSION, "node-2"),

@@ -28,7 +28,7 @@ import org.junit.jupiter.api.Timeout;
 class PeerConnectionTest {
     static final Duration T = Duration.ofSeconds(5);
     static final InetSocketAddress ANY = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-    static final Frame.Locator WHERE = new Frame.Locator("registry.example.com", "app", "sha256:" + "ab".repeat(32), 0, 100);
+    static final Frame.Locator WHERE = new Frame.Locator("registry.example.com", "app", "sha256:" + "ab".repeat(32), false, 0, 100);
 
     /** Serves chunk i of any request as the bytes of its size filled with its inner offset; size 13 is a miss. */
     static final ChunkProvider FILLER = request -> CompletableFuture.supplyAsync(() -> {

@@ -21,6 +21,7 @@ public record Chunk(TocNode file, long fileOffset, long size, long compressedOff
 
     /** "path at offset N", for error messages. */
     public String describe() {
-        return Digests.quote(file.path()) + " chunk at " + fileOffset;
+        // a chunk a peer asks for by digest has no file of this node's TOC
+        return file == null ? "chunk at " + compressedOffset + "+" + innerOffset : Digests.quote(file.path()) + " chunk at " + fileOffset;
     }
 }

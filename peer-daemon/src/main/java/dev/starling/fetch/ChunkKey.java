@@ -42,6 +42,23 @@ public final class ChunkKey {
         return new ChunkKey(new Digest(blobHex.length() == 128 ? "sha512" : "sha256", blobHex), HEX.parseHex(chunkHex));
     }
 
+    /** Whether {@code data} hashes to this key's chunk digest. */
+    public boolean matches(byte[] data) {
+        try {
+            return java.security.MessageDigest.isEqual(chunk, java.security.MessageDigest.getInstance("SHA-256").digest(data));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JDK has SHA-256", e);
+        }
+    }
+
+    /** A key from a blob and a raw sha256 (a peer's request). */
+    public static ChunkKey of(Digest blob, byte[] sha256) {
+        if (sha256.length != 32) {
+            throw new IllegalArgumentException("a chunk digest is 32 bytes, not " + sha256.length);
+        }
+        return new ChunkKey(blob, sha256.clone());
+    }
+
     public Digest blob() {
         return blob;
     }

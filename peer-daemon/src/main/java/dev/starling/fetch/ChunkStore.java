@@ -38,6 +38,25 @@ public final class ChunkStore implements AutoCloseable {
         return disk;
     }
 
+    /** A chunk this node holds (memory, then disk, verified), or null. */
+    public byte[] lookup(ChunkKey key) throws java.io.IOException {
+        byte[] data = memory.get(key);
+        return data != null ? data : disk.get(key);
+    }
+
+    /**
+     * The node-wide single flight: the future of whoever is loading or fetching {@code key} now,
+     * or, when no one is, {@code mine}, which the caller must then complete and {@link #done}.
+     */
+    public CompletableFuture<byte[]> claim(ChunkKey key, CompletableFuture<byte[]> mine) {
+        CompletableFuture<byte[]> existing = inflight.putIfAbsent(key, mine);
+        return existing != null ? existing : mine;
+    }
+
+    public void done(ChunkKey key, CompletableFuture<byte[]> mine) {
+        inflight.remove(key, mine);
+    }
+
     /** Bytes held in the memory tier now. */
     public long memoryBytes() {
         return memory.bytes();

@@ -1,7 +1,6 @@
 package dev.starling.fetch;
 
 import dev.starling.estargz.Chunk;
-import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.TocIndex;
 import dev.starling.estargz.VerificationException;
 import dev.starling.registry.Digest;
@@ -134,6 +133,15 @@ public final class DiskChunkCache {
 
     /** The chunk's verified bytes, or null when it is not stored (or was damaged, and is now dropped). */
     public byte[] get(ChunkKey key, Chunk chunk) throws IOException {
+        return get(key, chunk.describe());
+    }
+
+    /** The same, for a chunk known only by its key (a peer asking for it). */
+    public byte[] get(ChunkKey key) throws IOException {
+        return get(key, "chunk " + key);
+    }
+
+    private byte[] get(ChunkKey key, String what) throws IOException {
         synchronized (this) {
             if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
                 return null;
@@ -142,14 +150,16 @@ public final class DiskChunkCache {
         Path file = path(key);
         try {
             byte[] data = Files.readAllBytes(file);
-            ChunkDecoder.verify(chunk, data);
+            if (!key.matches(data)) {
+                throw new VerificationException(what + " on disk does not hash to its digest");
+            }
             synchronized (this) {
                 hits++;
             }
             Files.setLastModifiedTime(file, FileTime.fromMillis(System.currentTimeMillis())); // LRU order after a restart
             return data;
         } catch (IOException damaged) {
-            LOG.log(Level.WARNING, "cached " + chunk.describe() + " is unreadable or damaged; fetching it again: "
+            LOG.log(Level.WARNING, "cached " + what + " is unreadable or damaged; fetching it again: "
                     + damaged.getMessage());
             forget(key);
             return null;

@@ -66,6 +66,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final AtomicLong servedFromRegistry = new AtomicLong();
     private final AtomicLong fetchedBytes = new AtomicLong();
     private final AtomicLong fetchRequests = new AtomicLong();
+    /** Chunk bytes that came from peers rather than the registry. */
+    private final AtomicLong peerBytes = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
     private volatile String lastError;
     private volatile Instant lastErrorAt;
@@ -364,6 +366,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                 Origin.Span got = origin.fetch(span);
                 fetchRequests.addAndGet(got.requests());
                 fetchedBytes.addAndGet(got.bytes());
+                peerBytes.addAndGet(got.peerBytes());
                 fetched = got.chunks();
             } catch (IOException e) {
                 long startAt = c.compressedOffset();
@@ -477,6 +480,11 @@ public final class LayerReader implements ChunkSource, Closeable {
         return fetchedBytes.get();
     }
 
+    /** Chunk bytes received from peers. */
+    public long peerBytes() {
+        return peerBytes.get();
+    }
+
     public long fetchRequests() {
         return fetchRequests.get();
     }
@@ -524,6 +532,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             g.writeEndObject();
             g.writeNumberField("fetchRequests", fetchRequests.get());
             g.writeNumberField("fetchedBytes", fetchedBytes.get());
+            g.writeNumberField("peerBytes", peerBytes.get());
             g.writeNumberField("failures", failures.get());
             g.writeStringField("prefetch", prefetchState);
             g.writeStringField("backgroundFetch", backgroundState);

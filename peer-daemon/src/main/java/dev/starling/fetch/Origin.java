@@ -20,17 +20,23 @@ public interface Origin {
      */
     Span fetch(List<Chunk> chunks) throws IOException;
 
-    /** What one fetch brought: a result per chunk, and the compressed bytes and requests it took. */
-    record Span(List<Fetched> chunks, long bytes, int requests) {
+    /**
+     * What one fetch brought: a result per chunk; the compressed bytes and requests it took from the
+     * registry; and the chunk bytes that came from peers.
+     */
+    record Span(List<Fetched> chunks, long bytes, int requests, long peerBytes) {
+        public Span(List<Fetched> chunks, long bytes, int requests) {
+            this(chunks, bytes, requests, 0);
+        }
     }
 
     /** One chunk of a span: its verified bytes, or the failure that makes them unusable. */
     record Fetched(byte[] data, InvalidBlobException failure) {
-        static Fetched of(byte[] data) {
+        public static Fetched of(byte[] data) {
             return new Fetched(data, null);
         }
 
-        static Fetched failed(InvalidBlobException failure) {
+        public static Fetched failed(InvalidBlobException failure) {
             return new Fetched(null, failure);
         }
     }

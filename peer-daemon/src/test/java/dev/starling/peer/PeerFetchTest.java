@@ -1,0 +1,211 @@
+package dev.starling.peer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.discovery.Member;
+import dev.starling.discovery.StaticMembership;
+import dev.starling.estargz.Chunk;
+import dev.starling.estargz.ChunkDecoder;
+import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.TocIndex;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.fetch.ChunkStore;
+import dev.starling.fetch.DiskChunkCache;
+import dev.starling.fetch.FetchOptions;
+import dev.starling.fetch.LayerReader;
+import dev.starling.fetch.RegistryOrigin;
+import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.mount.EStargzImages;
+import dev.starling.protocol.ChunkProvider;
+import dev.starling.protocol.Frame;
+import dev.starling.protocol.PeerClient;
+import dev.starling.protocol.PeerException;
+import dev.starling.protocol.PeerServer;
+import dev.starling.registry.Digest;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.LocalRegistry;
+import dev.starling.registry.Manifest;
+import dev.starling.registry.RegistryClient;
+import java.io.ByteArrayOutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Nodes that fetch through each other, on real sockets, from a real registry: owners fill from the
+ * registry once for the cluster; a lying peer is caught on every chunk and quarantined; a dead peer
+ * costs no read; a registry outside the allowlist is refused.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class PeerFetchTest {
+    static final String CLUSTER = "test-cluster";
+    static final InetSocketAddress ANY = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
+    static final FetchOptions ON_DEMAND = FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false);
+
+    @TempDir
+    Path dir;
+
+    LocalRegistry registry;
+    RegistryClient client;
+    ImageReference ref;
+    Digest blobDigest;
+    String tocDigest;
+    byte[] big;
+    final ExecutorService executor = Executors.newCachedThreadPool();
+    final List<AutoCloseable> toClose = new ArrayList<>();
+
+    @BeforeEach
+    void start() throws Exception {
+        registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+        client = RegistryClient.anonymous();
+        Path tree = Files.createDirectories(dir.resolve("tree"));
+        big = new byte[40 << 20];
+        new Random(11).nextBytes(big);
+        Files.write(tree.resolve("model.bin"), big);
+        EStargzImages.Layer layer = EStargzImages.convert(tree, dir.resolve("layer.esgz"), ConvertOptions.defaults());
+        ref = registry.ref("peers/model:v1");
+        EStargzImages.push(client, ref, List.of(layer));
+        blobDigest = Digest.parse(Manifest.sha256(Files.readAllBytes(layer.blob())));
+        tocDigest = layer.tocDigest();
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        for (AutoCloseable c : toClose.reversed()) {
+            c.close();
+        }
+        executor.shutdownNow();
+        client.close();
+        registry.close();
+    }
+
+    /** A node: its chunk store and peer server; its layer reader once the cluster is known. */
+    final class Node {
+        final String id;
+        final ChunkStore store;
+        final PeerServer server;
+        final Quarantine quarantine = new Quarantine(Duration.ofMinutes(5), System::nanoTime);
+        PeerChunkProvider provider;
+        LayerReader reader;
+
+        Node(String id, ChunkProvider override, Set<String> allowed) throws Exception {
+            this.id = id;
+            store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks-" + id), 1L << 30), 64 << 20, ON_DEMAND);
+            provider = new PeerChunkProvider(store, blobDigest::equals, client, allowed, executor);
+            server = PeerServer.start(ANY, PeerServer.Settings.defaults(CLUSTER, id), override != null ? override : provider);
+            toClose.add(store);
+            toClose.add(server);
+        }
+
+        Member member() {
+            return new Member(id, server.address(), "zone-a");
+        }
+
+        void join(List<Node> cluster) throws Exception {
+            RegistryRangeReader remote = new RegistryRangeReader(client, ref, blobDigest.toString());
+            EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
+            RegistryOrigin fromRegistry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+            PeerConnections connections = new PeerConnections(CLUSTER, id, Duration.ofSeconds(2), null);
+            toClose.add(connections);
+            StaticMembership membership = new StaticMembership(member(), cluster.stream().map(Node::member).toList());
+            Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), false, 0, 0);
+            PeerOrigin origin = new PeerOrigin(where, membership, connections, quarantine, fromRegistry,
+                    ON_DEMAND.fetchUnit(), Duration.ofSeconds(3));
+            reader = new LayerReader(blobDigest, blob, remote.size(), origin, store);
+            toClose.add(reader);
+        }
+
+        byte[] readAll() throws Exception {
+            TocIndex index = reader.index();
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            for (int i = 0; i < index.chunkTotal(); i++) {
+                Chunk c = index.chunkAt(i);
+                if (c != null && c.file().path().equals("model.bin")) {
+                    out.write(reader.read(c));
+                }
+            }
+            return out.toByteArray();
+        }
+    }
+
+    @Test
+    void eachSpanLeavesTheRegistryAboutOnceForTheCluster() throws Exception {
+        List<Node> cluster = List.of(new Node("a", null, Set.of(registry.host())), new Node("b", null, Set.of(registry.host())),
+                new Node("c", null, Set.of(registry.host())));
+        for (Node n : cluster) {
+            n.join(cluster);
+        }
+        long before = registry.blobBytesServed();
+        for (Node n : cluster) {
+            assertArrayEquals(big, n.readAll(), "node " + n.id + " reads the right bytes");
+        }
+        long egress = registry.blobBytesServed() - before;
+        assertTrue(egress < big.length * 1.1, "three nodes read 40 MiB; the registry served " + egress + " bytes");
+        long fromPeers = cluster.stream().mapToLong(n -> n.reader.peerBytes()).sum();
+        assertTrue(fromPeers >= big.length, "the rest came from peers: " + fromPeers);
+        assertTrue(cluster.stream().filter(n -> n.server.bytesServed() > 0).count() >= 2,
+                "the spans' owners are spread: " + cluster.stream().map(n -> n.id + "=" + n.server.bytesServed()).toList());
+    }
+
+    @Test
+    void aPeerServingWrongBytesIsCaughtOnEveryChunkAndQuarantined() throws Exception {
+        ChunkProvider liar = request -> CompletableFuture.completedFuture(request.chunks().stream().map(c -> {
+            byte[] junk = new byte[c.size()];
+            new Random(c.size()).nextBytes(junk);
+            return junk;
+        }).toList());
+        Node bad = new Node("liar", liar, Set.of(registry.host()));
+        Node reader = new Node("reader", null, Set.of(registry.host()));
+        List<Node> cluster = List.of(bad, reader);
+        reader.join(cluster);
+        assertArrayEquals(big, reader.readAll(), "no bad byte reaches the reader");
+        assertTrue(reader.quarantine.count() >= 1, "the liar was caught");
+        assertEquals(Set.of("liar"), reader.quarantine.current());
+        assertTrue(bad.server.bytesServed() > 0, "it was asked, and lied");
+    }
+
+    @Test
+    void aDeadPeerCostsNoFailedRead() throws Exception {
+        Node dead = new Node("dead", null, Set.of(registry.host()));
+        Node reader = new Node("reader", null, Set.of(registry.host()));
+        List<Node> cluster = List.of(dead, reader);
+        reader.join(cluster);
+        dead.server.close();
+        assertArrayEquals(big, reader.readAll());
+    }
+
+    @Test
+    void aRegistryOutsideTheAllowlistIsRefused() throws Exception {
+        Node strict = new Node("strict", null, Set.of(registry.host()));
+        try (PeerClient peer = PeerClient.connect(strict.server.address(), CLUSTER, "asker", Duration.ofSeconds(2), null,
+                dev.starling.protocol.FrameCodec.DEFAULT_MAX_FRAME)) {
+            Frame.Locator evil = new Frame.Locator("evil.example:5000", "x/y", blobDigest.toString(), false, 0, 100);
+            ExecutionException e = assertThrows(ExecutionException.class, () -> peer.request(evil,
+                    List.of(new Frame.ChunkRef(0, 100, 0, 10, new byte[32])), Duration.ofSeconds(3)).get(5, TimeUnit.SECONDS));
+            PeerException.Refused refused = assertInstanceOf(PeerException.Refused.class, e.getCause());
+            assertEquals(Frame.ErrorCode.REGISTRY_NOT_ALLOWED, refused.code());
+            assertEquals(1, strict.provider.refused());
+            assertEquals(0, strict.provider.fillBytes(), "nothing was fetched for it");
+        }
+    }
+}
