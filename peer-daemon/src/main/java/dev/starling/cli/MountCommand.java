@@ -1,5 +1,10 @@
 package dev.starling.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.starling.daemon.ControlSocket;
+import dev.starling.daemon.DaemonConfig;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fuse.MountOptions;
@@ -22,6 +27,8 @@ import picocli.CommandLine.Parameters;
         description = {"Mount an eStargz image lazily at DIR (read-only) and keep serving it until Ctrl-C",
                 "or `starling umount DIR`. Needs root (FUSE and overlayfs)."})
 final class MountCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     @Parameters(index = "0", paramLabel = "IMAGE", description = "an eStargz image (see `starling convert`)")
     String image;
 
@@ -70,6 +77,12 @@ final class MountCommand implements Callable<Integer> {
             description = "how far ahead of a sequential reader chunks are fetched in parallel; 0 for off (default: 32MiB)")
     long readAhead = MountOptions.DEFAULTS.readAheadBytes();
 
+    @Option(names = "--socket", paramLabel = "PATH",
+            description = "mount through the node daemon at this control socket, sharing its chunks and peers, and "
+                    + "return once the image is ready (default: the daemon at " + "/run/starling/starling.sock"
+                    + " when one answers there, else a mount of its own)")
+    Path socket;
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
 
@@ -81,6 +94,23 @@ final class MountCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         ImageReference ref = ImageReference.parse(image);
+        Path daemon = socket != null ? socket
+                : ControlSocket.answers(DaemonConfig.DEFAULT_SOCKET) ? DaemonConfig.DEFAULT_SOCKET : null;
+        if (daemon != null) {
+            ObjectNode request = JSON.createObjectNode().put("op", "mount").put("image", ref.toString())
+                    .put("target", target.toAbsolutePath().toString());
+            if (platform != null) {
+                request.put("platform", platform);
+            }
+            JsonNode answer = ControlSocket.call(daemon, request);
+            if (!answer.path("ok").asBoolean()) {
+                throw new java.io.IOException("the daemon at " + daemon + " could not mount " + ref + ": "
+                        + answer.path("error").asText());
+            }
+            System.out.printf("mounted %s at %s through the daemon at %s: %d layer(s), ready in %d ms%n", ref,
+                    answer.path("target").asText(), daemon, answer.path("layers").asInt(), answer.path("readyMillis").asLong());
+            return 0;
+        }
         Descriptor.Platform wanted = platform == null ? null : Descriptor.Platform.parse(platform);
         FetchOptions fetch = fetchOptions();
         MountOptions mountOptions = MountOptions.DEFAULTS.withReadAheadBytes(readAhead)

@@ -14,8 +14,27 @@ final class UmountCommand implements Callable<Integer> {
     @Parameters(paramLabel = "DIR")
     Path target;
 
+    @picocli.CommandLine.Option(names = "--socket", paramLabel = "PATH",
+            description = "the node daemon that mounted DIR (default: the one at /run/starling/starling.sock, if any)")
+    Path socket;
+
     @Override
     public Integer call() throws Exception {
+        Path daemon = socket != null ? socket
+                : dev.starling.daemon.ControlSocket.answers(dev.starling.daemon.DaemonConfig.DEFAULT_SOCKET)
+                ? dev.starling.daemon.DaemonConfig.DEFAULT_SOCKET : null;
+        if (daemon != null) {
+            var answer = dev.starling.daemon.ControlSocket.call(daemon, new com.fasterxml.jackson.databind.ObjectMapper()
+                    .createObjectNode().put("op", "umount").put("target", target.toAbsolutePath().toString()));
+            if (answer.path("ok").asBoolean()) {
+                return 0;
+            }
+            if (socket != null) {
+                System.err.println("starling: " + answer.path("error").asText());
+                return 1;
+            }
+            // not the daemon's: a standalone `starling mount`'s, handled below
+        }
         try {
             if (MountTable.isDead(target)) {
                 // its `starling mount` was killed: nobody is left to unmount the layers, so do it here

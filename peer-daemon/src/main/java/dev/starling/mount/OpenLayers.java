@@ -4,6 +4,7 @@ import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.EStargzBlob;
 import dev.starling.fetch.ChunkStore;
 import dev.starling.fetch.LayerReader;
+import dev.starling.fetch.Origin;
 import dev.starling.fetch.RegistryOrigin;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.registry.Digest;
@@ -23,7 +24,16 @@ import java.util.concurrent.CompletionException;
  */
 public final class OpenLayers implements AutoCloseable {
     private final ChunkStore store;
+    private final OriginFactory origins;
     private final Map<Digest, Entry> open = new HashMap<>();
+
+    /** Where an open layer's missing chunks come from: the registry alone, or peers before it. */
+    @FunctionalInterface
+    public interface OriginFactory {
+        Origin create(LayerRef layer, EStargzBlob blob, Origin registry);
+
+        OriginFactory REGISTRY_ONLY = (layer, blob, registry) -> registry;
+    }
 
     /** An open layer: its TOC and read path, and the blob reader that fetched them. */
     public record Layer(Digest digest, EStargzBlob blob, LayerReader reader, RegistryRangeReader remote) {
@@ -35,7 +45,18 @@ public final class OpenLayers implements AutoCloseable {
     }
 
     public OpenLayers(ChunkStore store) {
+        this(store, OriginFactory.REGISTRY_ONLY);
+    }
+
+    public OpenLayers(ChunkStore store, OriginFactory origins) {
         this.store = store;
+        this.origins = origins;
+    }
+
+    /** Whether this node has {@code blob} open: its TOC was verified against a manifest here. */
+    public synchronized boolean isOpen(Digest blob) {
+        Entry e = open.get(blob);
+        return e != null && e.layer.isDone() && !e.layer.isCompletedExceptionally();
     }
 
     public ChunkStore store() {
@@ -80,8 +101,8 @@ public final class OpenLayers implements AutoCloseable {
     private Layer openLayer(RegistryClient client, LayerRef ref) throws IOException {
         RegistryRangeReader remote = new RegistryRangeReader(client, ref.repository(), ref.digest().toString());
         EStargzBlob blob = EStargzBlob.open(remote, ref.tocDigest());
-        RegistryOrigin origin = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
-        LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origin, store);
+        RegistryOrigin registry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+        LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origins.create(ref, blob, registry), store);
         reader.startFetching();
         return new Layer(ref.digest(), blob, reader, remote);
     }

@@ -37,7 +37,7 @@ public final class PeerChunkProvider implements ChunkProvider {
     private final ChunkStore store;
     private final Predicate<Digest> verifiedBlob;
     private final RegistryClient registry;
-    private final Set<String> allowedRegistries;
+    private final Predicate<String> allowedRegistry;
     private final Executor executor;
     /** Blobs this node filled for peers: their chunks may be served like those of open layers. */
     private final Set<Digest> filled = ConcurrentHashMap.newKeySet();
@@ -46,14 +46,14 @@ public final class PeerChunkProvider implements ChunkProvider {
 
     /**
      * @param verifiedBlob whether this node verified a blob's TOC against a manifest (its open layers)
-     * @param allowedRegistries registry hosts this node fetches from for peers ({@code host[:port]})
+     * @param allowedRegistry whether this node fetches from a registry host ({@code host[:port]}) for peers
      */
     public PeerChunkProvider(ChunkStore store, Predicate<Digest> verifiedBlob, RegistryClient registry,
-                             Set<String> allowedRegistries, Executor executor) {
+                             Predicate<String> allowedRegistry, Executor executor) {
         this.store = store;
         this.verifiedBlob = verifiedBlob;
         this.registry = registry;
-        this.allowedRegistries = Set.copyOf(allowedRegistries);
+        this.allowedRegistry = allowedRegistry;
         this.executor = executor;
     }
 
@@ -92,7 +92,7 @@ public final class PeerChunkProvider implements ChunkProvider {
         if (missing.isEmpty()) {
             return out;
         }
-        if (!allowedRegistries.contains(where.registry())) {
+        if (!allowedRegistry.test(where.registry())) {
             refused.incrementAndGet();
             if (missing.size() == out.size()) {
                 throw new PeerException.Refused("this node", Frame.ErrorCode.REGISTRY_NOT_ALLOWED,

@@ -111,7 +111,7 @@ class PeerFetchTest {
         Node(String id, ChunkProvider override, Set<String> allowed) throws Exception {
             this.id = id;
             store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks-" + id), 1L << 30), 64 << 20, ON_DEMAND);
-            provider = new PeerChunkProvider(store, blobDigest::equals, client, allowed, executor);
+            provider = new PeerChunkProvider(store, blobDigest::equals, client, allowed::contains, executor);
             server = PeerServer.start(ANY, PeerServer.Settings.defaults(CLUSTER, id), override != null ? override : provider);
             toClose.add(store);
             toClose.add(server);

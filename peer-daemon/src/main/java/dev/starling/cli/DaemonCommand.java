@@ -1,0 +1,93 @@
+package dev.starling.cli;
+
+import dev.starling.daemon.Daemon;
+import dev.starling.daemon.DaemonConfig;
+import dev.starling.registry.RegistryClient;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code starling daemon}: the node daemon, serving mounts and peers until SIGTERM. */
+@Command(name = "daemon", mixinStandardHelpOptions = true,
+        description = {"Run the node daemon: one chunk store for every mount on this node, chunks fetched from",
+                "peers first and the registry last, and this node's chunks served to its peers.",
+                "Mount through it with `starling mount --socket PATH IMAGE DIR`; see it with `starling status`.",
+                "With no options it runs as one node."})
+final class DaemonCommand implements Callable<Integer> {
+    @Option(names = "--root", paramLabel = "DIR", description = "state: disk tier, mounts (default: ${DEFAULT-VALUE})")
+    Path root = DaemonConfig.DEFAULT_ROOT;
+
+    @Option(names = "--socket", paramLabel = "PATH", description = "control socket (default: ${DEFAULT-VALUE})")
+    Path socket = DaemonConfig.DEFAULT_SOCKET;
+
+    @Option(names = "--peer-listen", paramLabel = "HOST:PORT",
+            description = "where peers reach this node's chunks; also this node's id in the others' --join lists "
+                    + "(default: 127.0.0.1:7400)")
+    String peerListen = "127.0.0.1:" + DaemonConfig.DEFAULT_PEER_PORT;
+
+    @Option(names = "--join", paramLabel = "HOST:PORT", split = ",",
+            description = "the peers' --peer-listen addresses (static membership; this node's own may be listed)")
+    List<String> join = List.of();
+
+    @Option(names = "--zone", paramLabel = "NAME", description = "this node's zone: owners in it are asked first")
+    String zone = "";
+
+    @Option(names = "--cluster-id", paramLabel = "ID", description = "peers of another cluster are refused (default: ${DEFAULT-VALUE})")
+    String clusterId = "starling";
+
+    @Option(names = "--allow-registry", paramLabel = "HOST[:PORT]", split = ",",
+            description = "registries this node fetches from on a peer's behalf, besides those of images mounted here")
+    List<String> allowRegistries = List.of();
+
+    @Option(names = "--cache-size", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "disk tier bound (default: half the space of the root's file system)")
+    Long cacheSize;
+
+    @Mixin
+    RegistryOptions registry = new RegistryOptions();
+
+    static InetSocketAddress address(String text, String option) {
+        int colon = text.lastIndexOf(':');
+        if (colon <= 0 || colon == text.length() - 1) {
+            throw new IllegalArgumentException(option + " takes HOST:PORT, not \"" + text + "\"");
+        }
+        try {
+            int port = Integer.parseInt(text.substring(colon + 1));
+            if (port < 0 || port > 65535) {
+                throw new NumberFormatException();
+            }
+            return new InetSocketAddress(text.substring(0, colon), port);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(option + " takes HOST:PORT with a port 0-65535, not \"" + text + "\"");
+        }
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (cacheSize != null && cacheSize <= 0) {
+            throw new IllegalArgumentException("--cache-size must be more than 0, not " + cacheSize);
+        }
+        List<InetSocketAddress> peers = new ArrayList<>();
+        for (String j : join) {
+            peers.add(address(j, "--join"));
+        }
+        DaemonConfig config = new DaemonConfig(root, socket, address(peerListen, "--peer-listen"), peers, zone, clusterId,
+                Set.copyOf(allowRegistries), cacheSize);
+        Privileges.requireMountPrivileges();
+        try (RegistryClient client = new RegistryClient(registry.settings());
+             Daemon daemon = Daemon.start(config, client)) {
+            System.out.println("starling daemon " + config.nodeId() + " (cluster " + clusterId + ", " + (peers.size())
+                    + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket);
+            System.out.flush();
+            Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "starling-daemon-stop"));
+            daemon.awaitClose();
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,213 @@
+package dev.starling.daemon;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.starling.discovery.Member;
+import dev.starling.discovery.StaticMembership;
+import dev.starling.estargz.Footer;
+import dev.starling.fetch.ChunkStore;
+import dev.starling.fetch.DiskChunkCache;
+import dev.starling.fetch.FetchOptions;
+import dev.starling.fetch.LayerReader;
+import dev.starling.fuse.MountOptions;
+import dev.starling.mount.ImageMount;
+import dev.starling.mount.OpenLayers;
+import dev.starling.peer.PeerChunkProvider;
+import dev.starling.peer.PeerConnections;
+import dev.starling.peer.PeerOrigin;
+import dev.starling.peer.Quarantine;
+import dev.starling.protocol.Frame;
+import dev.starling.protocol.PeerServer;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.RegistryClient;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.logging.Logger;
+
+/**
+ * The node daemon: one chunk store, one set of open layers, the peer server and the control
+ * socket, in one process. Images are mounted through it (`starling mount --socket`), so every
+ * mount shares the node's chunks and peers; each layer fetches first from the owner of its span
+ * among the peers, then from the registry.
+ */
+public final class Daemon implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
+    /** How long a peer may take to answer a request before the next source is asked. */
+    static final Duration PEER_TIMEOUT = Duration.ofSeconds(5);
+
+    private final DaemonConfig config;
+    private final RegistryClient client;
+    private final ChunkStore store;
+    private final OpenLayers layers;
+    private final StaticMembership membership;
+    private final PeerConnections connections;
+    private final Quarantine quarantine = new Quarantine(Duration.ofMinutes(10), System::nanoTime);
+    private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
+    private final PeerChunkProvider provider;
+    private final PeerServer peers;
+    private final ControlSocket control;
+    private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
+    private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final CountDownLatch closed = new CountDownLatch(1);
+    private int nextMount;
+
+    private Daemon(DaemonConfig config, RegistryClient client) throws IOException, InterruptedException {
+        this.config = config;
+        this.client = client;
+        Path chunks = config.root().resolve("chunks");
+        long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
+        this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), ChunkStore.DEFAULT_MEMORY_BYTES, FetchOptions.DEFAULTS);
+        Member self = new Member(config.nodeId(), config.peerListen(), config.zone());
+        List<Member> others = new ArrayList<>();
+        for (InetSocketAddress a : config.join()) {
+            others.add(new Member(DaemonConfig.address(a), a, config.zone()));
+        }
+        this.membership = new StaticMembership(self, others);
+        this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2), null);
+        this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
+                new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
+                        blob.footer().format() == Footer.Format.ZSTD_CHUNKED, 0, 0),
+                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT));
+        // a node fetches for peers from the registries it is told to, and from those of images mounted here
+        this.provider = new PeerChunkProvider(store, layers::isOpen, client,
+                host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);
+        this.peers = PeerServer.start(config.peerListen(), PeerServer.Settings.defaults(config.clusterId(), config.nodeId()),
+                provider);
+        this.control = ControlSocket.listen(config.socket(), this::handle);
+    }
+
+    public static Daemon start(DaemonConfig config, RegistryClient client) throws IOException {
+        try {
+            return new Daemon(config, client);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while starting", e);
+        }
+    }
+
+    public InetSocketAddress peerAddress() {
+        return peers.address();
+    }
+
+    /** Blocks until {@link #close}. */
+    public void awaitClose() throws InterruptedException {
+        closed.await();
+    }
+
+    private ObjectNode handle(JsonNode request) {
+        String op = request.path("op").asText("");
+        try {
+            return switch (op) {
+                case "mount" -> mount(request.path("image").asText(), Path.of(request.path("target").asText()),
+                        request.path("platform").isTextual() ? request.path("platform").asText() : null);
+                case "umount" -> umount(Path.of(request.path("target").asText()));
+                case "status" -> ok().setAll(status());
+                default -> fail("unknown operation \"" + op + "\" (mount, umount, status)");
+            };
+        } catch (IOException | RuntimeException e) {
+            return fail(e.getMessage() == null ? e.toString() : e.getMessage());
+        }
+    }
+
+    private static ObjectNode ok() {
+        return ControlSocket.JSON.createObjectNode().put("ok", true);
+    }
+
+    private static ObjectNode fail(String error) {
+        return ControlSocket.JSON.createObjectNode().put("ok", false).put("error", error);
+    }
+
+    synchronized ObjectNode mount(String image, Path target, String platform) throws IOException {
+        Path normalized = target.toAbsolutePath().normalize();
+        if (mounts.containsKey(normalized)) {
+            throw new IOException(target + " is already mounted by this daemon");
+        }
+        long t0 = System.nanoTime();
+        Path work = Files.createDirectories(config.root().resolve("mounts").resolve(Integer.toString(nextMount++)));
+        ImageMount mount = ImageMount.mount(client, ImageReference.parse(image),
+                platform == null ? null : Descriptor.Platform.parse(platform), normalized, work, layers, MountOptions.DEFAULTS);
+        mounts.put(normalized, mount);
+        mountedRegistries.add(ImageReference.parse(image).registry());
+        LOG.info("mounted " + image + " at " + normalized);
+        return ok().put("target", normalized.toString()).put("layers", mount.layerCount())
+                .put("readyMillis", (System.nanoTime() - t0) / 1_000_000).put("bytesAtReady", mount.bytesAtReady());
+    }
+
+    synchronized ObjectNode umount(Path target) throws IOException {
+        ImageMount mount = mounts.remove(target.toAbsolutePath().normalize());
+        if (mount == null) {
+            throw new IOException("this daemon has nothing mounted at " + target);
+        }
+        mount.close();
+        return ok().put("target", target.toString());
+    }
+
+    /** What `starling status` shows: members, layers with fetched share and bytes by source, peers' use. */
+    public synchronized ObjectNode status() {
+        ObjectNode s = ControlSocket.JSON.createObjectNode();
+        s.put("node", config.nodeId()).put("cluster", config.clusterId()).put("zone", config.zone());
+        ArrayNode members = s.putArray("members");
+        membership.members().forEach(m -> members.add(m.nodeId()));
+        ArrayNode quarantined = s.putArray("quarantined");
+        quarantine.current().forEach(quarantined::add);
+        s.put("quarantines", quarantine.count());
+        s.put("bytesServedToPeers", peers.bytesServed());
+        s.put("bytesFilledForPeers", provider.fillBytes());
+        s.put("refusedRegistryRequests", provider.refused());
+        s.put("memoryTierBytes", store.memoryBytes());
+        s.put("diskTierBytes", store.disk().bytes());
+        ArrayNode mounted = s.putArray("mounts");
+        mounts.keySet().forEach(p -> mounted.add(p.toString()));
+        ArrayNode open = s.putArray("layers");
+        for (OpenLayers.Layer layer : layers.layers()) {
+            LayerReader r = layer.reader();
+            try {
+                open.add(ControlSocket.JSON.readTree(r.stateJson()));
+            } catch (IOException e) {
+                throw new IllegalStateException("the state JSON is ours", e);
+            }
+        }
+        return s;
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            for (ImageMount m : List.copyOf(mounts.values())) {
+                try {
+                    m.close();
+                } catch (IOException e) {
+                    LOG.warning("unmounting: " + e.getMessage());
+                }
+            }
+            mounts.clear();
+        }
+        try {
+            control.close();
+        } catch (IOException e) {
+            LOG.warning("closing the control socket: " + e.getMessage());
+        }
+        peers.close();
+        connections.close();
+        try {
+            layers.close();
+        } catch (IOException e) {
+            LOG.warning("closing layers: " + e.getMessage());
+        }
+        store.close();
+        executor.shutdownNow();
+        closed.countDown();
+    }
+}

@@ -1,0 +1,40 @@
+package dev.starling.daemon;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * What a node daemon runs with; every value, its default and why, is in docs/configuration.md.
+ *
+ * @param root       state: the disk tier ({@code chunks/}) and the mounts' work directories ({@code mounts/})
+ * @param socket     the control socket `starling mount --socket` and `starling status` talk to
+ * @param peerListen where peers reach this node's chunks
+ * @param join       the peers' chunk addresses (static membership); this node's own address may be among them
+ * @param zone       this node's zone: owners in the same zone are asked first
+ * @param clusterId  peers of another cluster are refused at the handshake
+ * @param allowRegistries registry hosts this node fetches from on a peer's behalf (never a host a peer names otherwise)
+ * @param cacheBytes disk tier bound, or null for half the file system's space
+ */
+public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
+                           String clusterId, Set<String> allowRegistries, Long cacheBytes) {
+    public static final Path DEFAULT_ROOT = Path.of("/var/lib/starling");
+    public static final Path DEFAULT_SOCKET = Path.of("/run/starling/starling.sock");
+    public static final int DEFAULT_PEER_PORT = 7400;
+
+    public DaemonConfig {
+        join = List.copyOf(join);
+        allowRegistries = Set.copyOf(allowRegistries);
+        zone = zone == null ? "" : zone;
+    }
+
+    /** This node's id: its peer address, which is how the others name it in their `--join` lists. */
+    public String nodeId() {
+        return address(peerListen);
+    }
+
+    static String address(InetSocketAddress a) {
+        return a.getHostString() + ":" + a.getPort();
+    }
+}

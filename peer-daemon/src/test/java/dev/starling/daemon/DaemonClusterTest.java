@@ -1,0 +1,131 @@
+package dev.starling.daemon;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.starling.cli.StarlingCli;
+import dev.starling.estargz.write.ConvertOptions;
+import dev.starling.mount.EStargzImages;
+import dev.starling.registry.ImageReference;
+import dev.starling.registry.LocalRegistry;
+import dev.starling.registry.RegistryClient;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Three `starling daemon` processes on loopback (own ports, roots and sockets) and a real registry:
+ * each mounts the same image through its daemon and reads the same file; the registry serves it
+ * about once for the three; `kill -9` of a peer that served costs no failed read.
+ */
+@Timeout(value = 300, unit = TimeUnit.SECONDS)
+class DaemonClusterTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Test
+    void threeDaemonsReadAnImageThatLeavesTheRegistryAboutOnce() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree/models"));
+        byte[] model = new byte[24 << 20];
+        new Random(3).nextBytes(model);
+        Files.write(tree.resolve("model.bin"), model);
+        Files.writeString(dir.resolve("tree/README"), "three nodes\n");
+        EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
+        List<Process> daemons = new ArrayList<>();
+        List<Path> sockets = new ArrayList<>();
+        List<Path> targets = new ArrayList<>();
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+             RegistryClient client = RegistryClient.anonymous()) {
+            ImageReference image = registry.ref("cluster/model:v1");
+            EStargzImages.push(client, image, List.of(layer));
+            List<String> addresses = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                addresses.add("127.0.0.1:" + freePort());
+            }
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            for (int i = 0; i < 3; i++) {
+                Path socket = dir.resolve("node" + i + ".sock");
+                sockets.add(socket);
+                targets.add(dir.resolve("rootfs" + i));
+                daemons.add(new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                        System.getProperty("java.class.path"), StarlingCli.class.getName(), "daemon",
+                        "--root", dir.resolve("node" + i).toString(), "--socket", socket.toString(),
+                        "--peer-listen", addresses.get(i), "--join", String.join(",", addresses),
+                        "--cluster-id", "test", "--cache-size", "1G")
+                        .redirectErrorStream(true).redirectOutput(dir.resolve("node" + i + ".log").toFile()).start());
+            }
+            for (int i = 0; i < 3; i++) {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (!ControlSocket.answers(sockets.get(i)) && daemons.get(i).isAlive() && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertTrue(ControlSocket.answers(sockets.get(i)), "daemon " + i + " is up: " + log(i));
+                assertEquals(0, StarlingCli.run("mount", "--socket", sockets.get(i).toString(), image.toString(),
+                        targets.get(i).toString()), "mount through daemon " + i + ": " + log(i));
+            }
+            long before = registry.blobBytesServed();
+            assertArrayEquals(model, Files.readAllBytes(targets.get(0).resolve("models/model.bin")));
+            assertArrayEquals(model, Files.readAllBytes(targets.get(1).resolve("models/model.bin")));
+            daemons.get(0).destroyForcibly().waitFor(10, TimeUnit.SECONDS); // a peer that served, killed mid-scale-out
+            assertArrayEquals(model, Files.readAllBytes(targets.get(2).resolve("models/model.bin")),
+                    "the third node reads everything though a peer died: " + log(2));
+            assertEquals("three nodes\n", Files.readString(targets.get(2).resolve("README")));
+            long egress = registry.blobBytesServed() - before;
+            assertTrue(egress < model.length * 1.3, "3 nodes x 24 MiB read; the registry served " + egress + " bytes");
+            long fromPeers = 0;
+            for (int i = 1; i < 3; i++) {
+                JsonNode status = JSON.readTree(statusJson(sockets.get(i)));
+                assertEquals(3, status.path("members").size());
+                fromPeers += status.path("layers").get(0).path("peerBytes").asLong();
+            }
+            assertTrue(fromPeers > model.length / 2, "the nodes got most of it from each other: " + fromPeers);
+        } finally {
+            for (int i = 0; i < daemons.size(); i++) {
+                Process d = daemons.get(i);
+                if (d.isAlive()) {
+                    d.destroy(); // SIGTERM: unmounts
+                    if (!d.waitFor(30, TimeUnit.SECONDS)) {
+                        d.destroyForcibly();
+                    }
+                }
+            }
+            for (Path t : targets) {
+                StarlingCli.run("umount", t.toString()); // the killed daemon's dead mounts
+            }
+        }
+        String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
+        assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
+    }
+
+    private String log(int i) {
+        try {
+            return Files.readString(dir.resolve("node" + i + ".log"));
+        } catch (IOException e) {
+            return "(no log)";
+        }
+    }
+
+    private static String statusJson(Path socket) throws IOException {
+        return JSON.writeValueAsString(ControlSocket.call(socket, JSON.createObjectNode().put("op", "status")));
+    }
+}
