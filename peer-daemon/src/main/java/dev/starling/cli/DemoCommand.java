@@ -6,6 +6,8 @@ import dev.starling.estargz.EStargzBlob;
 import dev.starling.estargz.EntryType;
 import dev.starling.estargz.TocNode;
 import dev.starling.estargz.tar.TarWriter;
+import dev.starling.daemon.Daemon;
+import dev.starling.daemon.DaemonConfig;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.fetch.RegistryRangeReader;
 import dev.starling.mount.ImageMount;
@@ -15,6 +17,7 @@ import dev.starling.registry.LocalRegistryServer;
 import dev.starling.registry.Manifest;
 import dev.starling.registry.MediaTypes;
 import dev.starling.registry.RegistryClient;
+import java.net.InetSocketAddress;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -23,7 +26,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.zip.Deflater;
 import java.util.zip.GZIPOutputStream;
@@ -118,9 +124,77 @@ final class DemoCommand implements Callable<Integer> {
             report.problems().forEach(p -> System.out.println("   " + p));
             System.out.printf("   registry egress for steps 4-7 (its access log): %s%n",
                     Sizes.human(registry.blobBytesServed() - servedBefore));
-            System.out.println("next: peers (chunks from other nodes before the registry) arrive with the next stage of the daemon");
-            return report.ok() ? 0 : 1;
+            boolean clusterOk = cluster(client, registry, converted, dir, largestFile(blob), remote.size());
+            return report.ok() && clusterOk ? 0 : 1;
         }
+    }
+
+    /**
+     * Step 8: three node daemons on loopback (own roots, sockets and peer ports, one process here),
+     * each mounting the image and reading the same file: each span leaves the registry about once,
+     * the rest goes between the nodes.
+     */
+    private static boolean cluster(RegistryClient client, LocalRegistryServer registry, ImageReference image, Path dir,
+                                   TocNode file, long blobSize) throws IOException {
+        if (!isRoot()) {
+            System.out.println("8. skipped: the cluster mounts need root; run `sudo bin/starling demo`");
+            return true;
+        }
+        List<InetSocketAddress> addresses = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+                addresses.add(new InetSocketAddress("127.0.0.1", s.getLocalPort()));
+            }
+        }
+        System.out.printf("8. a cluster of 3 daemons on loopback (peers %s), each mounting %s and reading %s (%s):%n",
+                addresses.stream().map(a -> Integer.toString(a.getPort())).toList(), image, file.path(),
+                Sizes.human(file.size()));
+        List<Daemon> daemons = new ArrayList<>();
+        java.util.logging.Logger.getLogger("dev.starling.daemon").setLevel(java.util.logging.Level.WARNING); // the demo says it itself
+        long before = registry.blobBytesServed();
+        boolean same = true;
+        try {
+            for (int i = 0; i < 3; i++) {
+                Path root = Files.createDirectories(dir.resolve("node" + i));
+                daemons.add(Daemon.start(new DaemonConfig(root, root.resolve("starling.sock"), addresses.get(i), addresses,
+                        "", "demo", Set.of(registry.host()), 1L << 30), client));
+            }
+            byte[] first = null;
+            for (int i = 0; i < 3; i++) {
+                Path target = dir.resolve("node" + i).resolve("rootfs");
+                long t0 = System.nanoTime();
+                daemons.get(i).mountImage(image.toString(), target);
+                byte[] read = Files.readAllBytes(target.resolve(file.path()));
+                double seconds = seconds(t0);
+                first = first == null ? read : first;
+                same &= java.util.Arrays.equals(first, read);
+                com.fasterxml.jackson.databind.JsonNode layer = daemons.get(i).status().path("layers").get(0);
+                System.out.printf("   node %d: mounted and read in %.2f s; %s from peers, %s from the registry%n", i,
+                        seconds, Sizes.human(layer.path("peerBytes").asLong()), Sizes.human(layer.path("fetchedBytes").asLong()));
+            }
+        } finally {
+            for (Daemon d : daemons) {
+                d.close();
+            }
+        }
+        long egress = registry.blobBytesServed() - before;
+        System.out.printf("   registry egress for the 3 nodes, background fetch included: %s, %.2fx the layer (%s); "
+                        + "without peers each node would fetch it all: 3x; %s%n",
+                Sizes.human(egress), egress / (double) blobSize, Sizes.human(blobSize),
+                same ? "every node read the same bytes" : "NODES READ DIFFERENT BYTES");
+        return same;
+    }
+
+    /** The layer's largest regular file: what the cluster step reads on every node. */
+    private static TocNode largestFile(EStargzBlob blob) {
+        TocNode best = null;
+        for (int id = 0; id < blob.index().nodeCount(); id++) {
+            TocNode n = blob.index().node(id);
+            if (n.type() == dev.starling.estargz.EntryType.REG && (best == null || n.size() > best.size())) {
+                best = n;
+            }
+        }
+        return best;
     }
 
     /** Step 6: the image mounted lazily (FUSE per layer, overlayfs on top), one file read through it. */

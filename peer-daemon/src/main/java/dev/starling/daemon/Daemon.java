@@ -129,6 +129,11 @@ public final class Daemon implements AutoCloseable {
         return ControlSocket.JSON.createObjectNode().put("ok", false).put("error", error);
     }
 
+    /** Mounts {@code image} at {@code target} through this daemon, as `starling mount --socket` does. */
+    public void mountImage(String image, Path target) throws IOException {
+        mount(image, target, null);
+    }
+
     synchronized ObjectNode mount(String image, Path target, String platform) throws IOException {
         Path normalized = target.toAbsolutePath().normalize();
         if (mounts.containsKey(normalized)) {

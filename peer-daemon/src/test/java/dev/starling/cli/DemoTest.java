@@ -34,5 +34,10 @@ class DemoTest {
         assertTrue(out.contains("5. read opt/jdk/lib/sub/config.txt (195.3 KiB)"), out);
         assertTrue(out.matches("(?s).*6\\. mount .* ready in \\d+ ms.*cat opt/jdk/lib/sub/config.txt through the mount: 195.3 KiB, .* fetched, same bytes.*"), out);
         assertTrue(out.contains("7. verify every chunk over HTTP: OK, 53 files, 55 chunks"), out);
+        assertTrue(out.matches("(?s).*8\\. a cluster of 3 daemons on loopback.*node 0: mounted and read.*node 1: mounted and read"
+                + ".*node 2: mounted and read.*every node read the same bytes.*"), out);
+        java.util.regex.Matcher peers = java.util.regex.Pattern.compile("node 2: mounted and read in [0-9.]+ s; ([0-9.]+) (B|KiB|MiB) from peers")
+                .matcher(out);
+        assertTrue(peers.find() && Double.parseDouble(peers.group(1)) > 0, "the last node got bytes from its peers: " + out);
     }
 }
