@@ -174,7 +174,11 @@ final class DemoCommand implements Callable<Integer> {
             }
         } finally {
             for (Daemon d : daemons) {
-                d.close();
+                try {
+                    d.close();
+                } catch (RuntimeException e) {
+                    System.err.println("   stopping a daemon: " + e);
+                }
             }
         }
         long egress = registry.blobBytesServed() - before;

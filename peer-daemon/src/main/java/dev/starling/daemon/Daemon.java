@@ -193,8 +193,8 @@ public final class Daemon implements AutoCloseable {
             for (ImageMount m : List.copyOf(mounts.values())) {
                 try {
                     m.close();
-                } catch (IOException e) {
-                    LOG.warning("unmounting: " + e.getMessage());
+                } catch (IOException | RuntimeException e) { // one mount's failure must not leave the others mounted
+                    LOG.warning("unmounting: " + e);
                 }
             }
             mounts.clear();
