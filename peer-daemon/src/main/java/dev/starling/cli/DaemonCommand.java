@@ -32,7 +32,8 @@ final class DaemonCommand implements Callable<Integer> {
     String peerListen = "127.0.0.1:" + DaemonConfig.DEFAULT_PEER_PORT;
 
     @Option(names = "--join", paramLabel = "HOST:PORT", split = ",",
-            description = "the peers' --peer-listen addresses (static membership; this node's own may be listed)")
+            description = "the peers' --peer-listen addresses (this node's own may be listed, so one list serves all); "
+                    + "membership (SWIM) runs on each one's port + 1")
     List<String> join = List.of();
 
     @Option(names = "--zone", paramLabel = "NAME", description = "this node's zone: owners in it are asked first")

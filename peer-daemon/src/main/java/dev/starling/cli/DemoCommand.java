@@ -142,9 +142,7 @@ final class DemoCommand implements Callable<Integer> {
         }
         List<InetSocketAddress> addresses = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-                addresses.add(new InetSocketAddress("127.0.0.1", s.getLocalPort()));
-            }
+            addresses.add(new InetSocketAddress("127.0.0.1", DaemonConfig.freePortPair()));
         }
         System.out.printf("8. a cluster of 3 daemons on loopback (peers %s), each mounting %s and reading %s (%s):%n",
                 addresses.stream().map(a -> Integer.toString(a.getPort())).toList(), image, file.path(),
@@ -158,6 +156,10 @@ final class DemoCommand implements Callable<Integer> {
                 Path root = Files.createDirectories(dir.resolve("node" + i));
                 daemons.add(Daemon.start(new DaemonConfig(root, root.resolve("starling.sock"), addresses.get(i), addresses,
                         "", "demo", Set.of(registry.host()), 1L << 30), client));
+            }
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            while (daemons.stream().anyMatch(d -> d.status().path("members").size() < 3) && System.nanoTime() < deadline) {
+                sleep(100); // membership (SWIM) converges in a second or two
             }
             byte[] first = null;
             for (int i = 0; i < 3; i++) {

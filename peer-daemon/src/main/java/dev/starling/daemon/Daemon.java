@@ -3,7 +3,9 @@ package dev.starling.daemon;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.starling.discovery.AtomixMembership;
 import dev.starling.discovery.Member;
+import dev.starling.discovery.Membership;
 import dev.starling.discovery.StaticMembership;
 import dev.starling.estargz.Footer;
 import dev.starling.fetch.ChunkStore;
@@ -51,7 +53,7 @@ public final class Daemon implements AutoCloseable {
     private final RegistryClient client;
     private final ChunkStore store;
     private final OpenLayers layers;
-    private final StaticMembership membership;
+    private final Membership membership;
     private final PeerConnections connections;
     private final Quarantine quarantine = new Quarantine(Duration.ofMinutes(10), System::nanoTime);
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -70,11 +72,12 @@ public final class Daemon implements AutoCloseable {
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
         this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), ChunkStore.DEFAULT_MEMORY_BYTES, FetchOptions.DEFAULTS);
         Member self = new Member(config.nodeId(), config.peerListen(), config.zone());
-        List<Member> others = new ArrayList<>();
-        for (InetSocketAddress a : config.join()) {
-            others.add(new Member(DaemonConfig.address(a), a, config.zone()));
-        }
-        this.membership = new StaticMembership(self, others);
+        // one node needs no failure detector; with peers, SWIM finds who is alive (and who was killed)
+        boolean alone = config.join().stream().allMatch(a -> DaemonConfig.address(a).equals(config.nodeId()));
+        this.membership = alone
+                ? new StaticMembership(self, List.of())
+                : new AtomixMembership(config.clusterId(), self, config.membershipListen(), config::membershipBootstrap,
+                        Duration.ofMillis(500), Duration.ofSeconds(2)).start(Duration.ofSeconds(30));
         this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2), null);
         this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
                 new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
@@ -206,6 +209,7 @@ public final class Daemon implements AutoCloseable {
         }
         peers.close();
         connections.close();
+        membership.close();
         try {
             layers.close();
         } catch (IOException e) {

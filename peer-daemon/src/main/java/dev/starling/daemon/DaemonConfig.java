@@ -29,6 +29,29 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
         zone = zone == null ? "" : zone;
     }
 
+    /** Where membership (SWIM) messages go: the peer port + 1, beside the chunks. */
+    public InetSocketAddress membershipListen() {
+        return new InetSocketAddress(peerListen.getHostString(), peerListen.getPort() + 1);
+    }
+
+    /** The members to join through: the `--join` peers' membership addresses (their peer port + 1). */
+    public List<InetSocketAddress> membershipBootstrap() {
+        return join.stream().map(a -> new InetSocketAddress(a.getHostString(), a.getPort() + 1)).toList();
+    }
+
+    /** A loopback port that is free, with the next one free too (for the membership listener): for tests and the demo. */
+    public static int freePortPair() throws java.io.IOException {
+        for (int attempt = 0; attempt < 50; attempt++) {
+            try (java.net.ServerSocket a = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+                 java.net.ServerSocket b = new java.net.ServerSocket(a.getLocalPort() + 1, 1, java.net.InetAddress.getLoopbackAddress())) {
+                return a.getLocalPort();
+            } catch (java.io.IOException taken) {
+                // the next port was in use: try another pair
+            }
+        }
+        throw new java.io.IOException("no two free adjacent loopback ports");
+    }
+
     /** This node's id: its peer address, which is how the others name it in their `--join` lists. */
     public String nodeId() {
         return address(peerListen);
