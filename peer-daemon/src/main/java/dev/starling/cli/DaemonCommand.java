@@ -50,6 +50,10 @@ final class DaemonCommand implements Callable<Integer> {
             description = "disk tier bound (default: half the space of the root's file system)")
     Long cacheSize;
 
+    @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
+            description = "serve Prometheus metrics at http://HOST:PORT/metrics (default: none)")
+    String metricsListen;
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
 
@@ -79,12 +83,14 @@ final class DaemonCommand implements Callable<Integer> {
             peers.add(address(j, "--join"));
         }
         DaemonConfig config = new DaemonConfig(root, socket, address(peerListen, "--peer-listen"), peers, zone, clusterId,
-                Set.copyOf(allowRegistries), cacheSize);
+                Set.copyOf(allowRegistries), cacheSize,
+                metricsListen == null ? null : address(metricsListen, "--metrics-listen"));
         Privileges.requireMountPrivileges();
         try (RegistryClient client = new RegistryClient(registry.settings());
              Daemon daemon = Daemon.start(config, client)) {
             System.out.println("starling daemon " + config.nodeId() + " (cluster " + clusterId + ", " + (peers.size())
-                    + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket);
+                    + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket
+                    + (daemon.metricsAddress() == null ? "" : ", metrics at http:/" + daemon.metricsAddress() + "/metrics"));
             System.out.flush();
             Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "starling-daemon-stop"));
             daemon.awaitClose();

@@ -60,6 +60,7 @@ public final class Daemon implements AutoCloseable {
     private final PeerChunkProvider provider;
     private final PeerServer peers;
     private final ControlSocket control;
+    private final DaemonMetrics metrics;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final CountDownLatch closed = new CountDownLatch(1);
@@ -89,6 +90,48 @@ public final class Daemon implements AutoCloseable {
         this.peers = PeerServer.start(config.peerListen(), PeerServer.Settings.defaults(config.clusterId(), config.nodeId()),
                 provider);
         this.control = ControlSocket.listen(config.socket(), this::handle);
+        this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
+    }
+
+    /** Where the Prometheus endpoint listens, or null when there is none. */
+    public InetSocketAddress metricsAddress() {
+        return metrics == null ? null : metrics.address();
+    }
+
+    long sum(java.util.function.ToLongFunction<LayerReader> field) {
+        return layers.layers().stream().mapToLong(l -> field.applyAsLong(l.reader())).sum();
+    }
+
+    long peerServedBytes() {
+        return peers.bytesServed();
+    }
+
+    long peerFillBytes() {
+        return provider.fillBytes();
+    }
+
+    long quarantines() {
+        return quarantine.count();
+    }
+
+    long refusedRegistryRequests() {
+        return provider.refused();
+    }
+
+    int memberCount() {
+        return membership.members().size();
+    }
+
+    int openLayerCount() {
+        return layers.layers().size();
+    }
+
+    long memoryTierBytes() {
+        return store.memoryBytes();
+    }
+
+    long diskTierBytes() {
+        return store.disk().bytes();
     }
 
     public static Daemon start(DaemonConfig config, RegistryClient client) throws IOException {
@@ -201,6 +244,9 @@ public final class Daemon implements AutoCloseable {
                 }
             }
             mounts.clear();
+        }
+        if (metrics != null) {
+            metrics.close();
         }
         try {
             control.close();

@@ -16,9 +16,15 @@ import java.util.Set;
  * @param clusterId  peers of another cluster are refused at the handshake
  * @param allowRegistries registry hosts this node fetches from on a peer's behalf (never a host a peer names otherwise)
  * @param cacheBytes disk tier bound, or null for half the file system's space
+ * @param metricsListen where the Prometheus endpoint listens ({@code /metrics}), or null for none
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
-                           String clusterId, Set<String> allowRegistries, Long cacheBytes) {
+                           String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen) {
+    public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
+                        String clusterId, Set<String> allowRegistries, Long cacheBytes) {
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null);
+    }
+
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/starling");
     public static final Path DEFAULT_SOCKET = Path.of("/run/starling/starling.sock");
     public static final int DEFAULT_PEER_PORT = 7400;

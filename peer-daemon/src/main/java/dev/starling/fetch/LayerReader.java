@@ -480,6 +480,24 @@ public final class LayerReader implements ChunkSource, Closeable {
         return fetchedBytes.get();
     }
 
+    /** Bytes FUSE reads took from the memory tier, the disk tier, and the network (peers or registry). */
+    public long servedFromMemory() {
+        return servedFromMemory.get();
+    }
+
+    public long servedFromDisk() {
+        return servedFromDisk.get();
+    }
+
+    public long servedFromNetwork() {
+        return servedFromRegistry.get();
+    }
+
+    /** Fetches or verifications that failed. */
+    public long failures() {
+        return failures.get();
+    }
+
     /** Chunk bytes received from peers. */
     public long peerBytes() {
         return peerBytes.get();

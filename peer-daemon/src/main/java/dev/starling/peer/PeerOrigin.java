@@ -21,7 +21,8 @@ import java.util.logging.Logger;
 /**
  * A layer's chunks from the owners of their span first, the registry last: the span's owner by
  * rendezvous placement, then the next owner, then {@code registry}. When this node is the owner it
- * goes to the registry itself, so each span leaves the registry about once for the cluster. Every
+ * goes to the registry itself, so each span leaves the registry about once for the cluster; when the
+ * registry is down, the other members are asked, since any node serves the spans it holds. Every
  * chunk a peer sends is verified against this node's TOC; a peer that sends one bad chunk is
  * quarantined and the read goes on from the next source. A dead, slow, busy or refusing peer costs
  * one timeout at most, never a failed read.
@@ -60,17 +61,38 @@ public final class PeerOrigin implements Origin {
         long span = Placement.span(first.compressedOffset(), fetchUnit);
         Member self = membership.self();
         List<Member> owners = Placement.owners(where.blobDigest(), span, membership.members(), self.zone());
-        for (Member owner : owners.subList(0, Math.min(OWNERS_TRIED, owners.size()))) {
-            if (owner.nodeId().equals(self.nodeId())) {
-                break; // the owner fetches from the registry itself
+        IOException registryDown = null;
+        int asked = 0;
+        for (Member peer : owners) {
+            if (peer.nodeId().equals(self.nodeId()) || asked == OWNERS_TRIED && registryDown == null) {
+                // the owner (or a node whose owners did not answer) fetches from the registry itself;
+                // when the registry is down, the other members may still hold the span
+                if (registryDown == null) {
+                    try {
+                        return registry.fetch(chunks);
+                    } catch (IOException e) {
+                        registryDown = e;
+                    }
+                }
+                if (peer.nodeId().equals(self.nodeId())) {
+                    continue;
+                }
             }
-            if (quarantine.isQuarantined(owner.nodeId())) {
+            if (quarantine.isQuarantined(peer.nodeId())) {
                 continue;
             }
-            Span got = ask(owner, chunks);
-            if (got != null) {
-                return got;
+            asked++;
+            try {
+                Span got = ask(peer, chunks);
+                if (got != null) {
+                    return got;
+                }
+            } catch (IOException partly) { // it had some, and the registry was needed for the rest
+                registryDown = registryDown == null ? partly : registryDown;
             }
+        }
+        if (registryDown != null) {
+            throw registryDown;
         }
         return registry.fetch(chunks);
     }
