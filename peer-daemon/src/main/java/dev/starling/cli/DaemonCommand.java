@@ -36,6 +36,11 @@ final class DaemonCommand implements Callable<Integer> {
                     + "membership (SWIM) runs on each one's port + 1")
     List<String> join = List.of();
 
+    @Option(names = "--join-dns", paramLabel = "NAME",
+            description = "a DNS name whose addresses are the peers (a Kubernetes headless Service), each at this "
+                    + "node's peer port; resolved at start, waiting up to a minute for it to name anyone")
+    String joinDns;
+
     @Option(names = "--zone", paramLabel = "NAME", description = "this node's zone: owners in it are asked first")
     String zone = "";
 
@@ -54,8 +59,29 @@ final class DaemonCommand implements Callable<Integer> {
             description = "serve Prometheus metrics at http://HOST:PORT/metrics (default: none)")
     String metricsListen;
 
+    @Option(names = "--tls-keystore", paramLabel = "FILE",
+            description = "mutual TLS between peers: this node's PKCS#12 key and CA-signed certificate")
+    Path tlsKeyStore;
+
+    @Option(names = "--tls-truststore", paramLabel = "FILE", description = "the cluster CA's certificate, PKCS#12")
+    Path tlsTrustStore;
+
+    @Option(names = "--tls-password-file", paramLabel = "FILE", description = "the stores' password (one line)")
+    Path tlsPasswordFile;
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
+
+    private DaemonConfig.Tls tls() throws java.io.IOException {
+        if (tlsKeyStore == null && tlsTrustStore == null) {
+            return null;
+        }
+        if (tlsKeyStore == null || tlsTrustStore == null || tlsPasswordFile == null) {
+            throw new IllegalArgumentException("TLS needs all of --tls-keystore, --tls-truststore and --tls-password-file");
+        }
+        return new DaemonConfig.Tls(tlsKeyStore, tlsTrustStore,
+                java.nio.file.Files.readString(tlsPasswordFile).strip().toCharArray());
+    }
 
     static InetSocketAddress address(String text, String option) {
         int colon = text.lastIndexOf(':');
@@ -73,6 +99,26 @@ final class DaemonCommand implements Callable<Integer> {
         }
     }
 
+    /** The addresses a DNS name has now, each at {@code port}; waits a minute for the name to have any (pods start together). */
+    static List<InetSocketAddress> resolve(String name, int port) throws InterruptedException {
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+        while (true) {
+            try {
+                List<InetSocketAddress> out = new ArrayList<>();
+                for (java.net.InetAddress a : java.net.InetAddress.getAllByName(name)) {
+                    out.add(new InetSocketAddress(a.getHostAddress(), port));
+                }
+                return out;
+            } catch (java.net.UnknownHostException e) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalArgumentException("--join-dns " + name + " names no address after a minute ("
+                            + e.getMessage() + "); check the Service and its selector");
+                }
+                Thread.sleep(2000);
+            }
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         if (cacheSize != null && cacheSize <= 0) {
@@ -82,9 +128,13 @@ final class DaemonCommand implements Callable<Integer> {
         for (String j : join) {
             peers.add(address(j, "--join"));
         }
-        DaemonConfig config = new DaemonConfig(root, socket, address(peerListen, "--peer-listen"), peers, zone, clusterId,
+        InetSocketAddress listen = address(peerListen, "--peer-listen");
+        if (joinDns != null) {
+            peers.addAll(resolve(joinDns, listen.getPort()));
+        }
+        DaemonConfig config = new DaemonConfig(root, socket, listen, peers, zone, clusterId,
                 Set.copyOf(allowRegistries), cacheSize,
-                metricsListen == null ? null : address(metricsListen, "--metrics-listen"));
+                metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls());
         Privileges.requireMountPrivileges();
         try (RegistryClient client = new RegistryClient(registry.settings());
              Daemon daemon = Daemon.start(config, client)) {

@@ -19,6 +19,7 @@ import dev.starling.peer.PeerChunkProvider;
 import dev.starling.peer.PeerConnections;
 import dev.starling.peer.PeerOrigin;
 import dev.starling.peer.Quarantine;
+import dev.starling.protocol.ClusterTls;
 import dev.starling.protocol.Frame;
 import dev.starling.protocol.PeerServer;
 import dev.starling.registry.Descriptor;
@@ -79,7 +80,9 @@ public final class Daemon implements AutoCloseable {
                 ? new StaticMembership(self, List.of())
                 : new AtomixMembership(config.clusterId(), self, config.membershipListen(), config::membershipBootstrap,
                         Duration.ofMillis(500), Duration.ofSeconds(2)).start(Duration.ofSeconds(30));
-        this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2), null);
+        DaemonConfig.Tls tls = config.tls();
+        this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2),
+                tls == null ? null : ClusterTls.client(tls.keyStore(), tls.password(), tls.trustStore()));
         this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
                 new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
                         blob.footer().format() == Footer.Format.ZSTD_CHUNKED, 0, 0),
@@ -87,8 +90,11 @@ public final class Daemon implements AutoCloseable {
         // a node fetches for peers from the registries it is told to, and from those of images mounted here
         this.provider = new PeerChunkProvider(store, layers::isOpen, client,
                 host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);
-        this.peers = PeerServer.start(config.peerListen(), PeerServer.Settings.defaults(config.clusterId(), config.nodeId()),
-                provider);
+        PeerServer.Settings peerSettings = PeerServer.Settings.defaults(config.clusterId(), config.nodeId());
+        if (tls != null) {
+            peerSettings = peerSettings.withTls(ClusterTls.server(tls.keyStore(), tls.password(), tls.trustStore()));
+        }
+        this.peers = PeerServer.start(config.peerListen(), peerSettings, provider);
         this.control = ControlSocket.listen(config.socket(), this::handle);
         this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
     }

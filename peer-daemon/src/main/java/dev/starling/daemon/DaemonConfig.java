@@ -17,12 +17,18 @@ import java.util.Set;
  * @param allowRegistries registry hosts this node fetches from on a peer's behalf (never a host a peer names otherwise)
  * @param cacheBytes disk tier bound, or null for half the file system's space
  * @param metricsListen where the Prometheus endpoint listens ({@code /metrics}), or null for none
+ * @param tls        mutual TLS between peers with the cluster CA, or null for plain TCP
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
-                           String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen) {
+                           String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
+                           Tls tls) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null);
+    }
+
+    /** This node's PKCS#12 key store (key and CA-signed certificate), the CA's trust store, and their password. */
+    public record Tls(Path keyStore, Path trustStore, char[] password) {
     }
 
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/starling");

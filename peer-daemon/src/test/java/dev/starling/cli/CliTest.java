@@ -319,4 +319,19 @@ public class CliTest {
         assertTrue(p.exitValue() != 0, out);
         assertTrue(out.contains("STARLING_JAVA_HOME=" + home), "names the variable and its value: " + out);
     }
+
+    @Test
+    void joinDnsResolvesANameToPeersAtThisNodesPort() throws Exception {
+        List<java.net.InetSocketAddress> peers = DaemonCommand.resolve("localhost", 7400);
+        assertTrue(peers.stream().anyMatch(a -> a.getAddress().isLoopbackAddress() && a.getPort() == 7400), peers.toString());
+    }
+
+    @Test
+    void daemonOptionsAreCheckedBeforeAnythingStarts() {
+        Result half = starling("daemon", "--tls-keystore", "x.p12", "--socket", dir.resolve("s").toString());
+        assertEquals(1, half.code());
+        assertTrue(half.err().contains("TLS needs all of --tls-keystore, --tls-truststore and --tls-password-file"), half.err());
+        Result port = starling("daemon", "--peer-listen", "127.0.0.1:99999");
+        assertTrue(port.err().contains("--peer-listen takes HOST:PORT with a port 0-65535"), port.err());
+    }
 }
