@@ -20,6 +20,14 @@ import picocli.CommandLine.Option;
                 "Mount through it with `starling mount --socket PATH IMAGE DIR`; see it with `starling status`.",
                 "With no options it runs as one node."})
 final class DaemonCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--config", paramLabel = "FILE",
+            description = "a YAML file of these options (keys as the option names without dashes, e.g. peer-listen, "
+                    + "join: [a:7400, b:7400], tls: {keystore, truststore, password-file}); options given here win")
+    Path config;
+
     @Option(names = "--root", paramLabel = "DIR", description = "state: disk tier, mounts (default: ${DEFAULT-VALUE})")
     Path root = DaemonConfig.DEFAULT_ROOT;
 
@@ -119,8 +127,68 @@ final class DaemonCommand implements Callable<Integer> {
         }
     }
 
+    /** Sets every option the command line did not give from the YAML file; an unknown key is an error, not ignored. */
+    private void applyConfigFile() throws java.io.IOException {
+        com.fasterxml.jackson.databind.JsonNode yaml;
+        try {
+            yaml = new com.fasterxml.jackson.databind.ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory())
+                    .readTree(config.toFile());
+        } catch (java.io.IOException e) {
+            throw new java.io.IOException("--config " + config + ": " + e.getMessage(), e);
+        }
+        if (yaml == null || !yaml.isObject()) {
+            throw new IllegalArgumentException("--config " + config + " is not a YAML mapping of options");
+        }
+        picocli.CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        for (var field : yaml.properties()) {
+            String key = field.getKey();
+            com.fasterxml.jackson.databind.JsonNode v = field.getValue();
+            if (key.equals("tls")) {
+                setIfAbsent(given, "--tls-keystore", v.path("keystore"));
+                setIfAbsent(given, "--tls-truststore", v.path("truststore"));
+                setIfAbsent(given, "--tls-password-file", v.path("password-file"));
+                continue;
+            }
+            if (spec.findOption("--" + key) == null || key.equals("config")) {
+                throw new IllegalArgumentException("--config " + config + ": unknown key \"" + key + "\" (keys are the "
+                        + "daemon's options without dashes; see `starling daemon --help`)");
+            }
+            setIfAbsent(given, "--" + key, v);
+        }
+    }
+
+    private void setIfAbsent(picocli.CommandLine.ParseResult given, String option, com.fasterxml.jackson.databind.JsonNode v) {
+        if (v.isMissingNode() || given.hasMatchedOption(option)) {
+            return;
+        }
+        picocli.CommandLine.Model.OptionSpec o = spec.findOption(option);
+        if (o == null) {
+            throw new IllegalArgumentException("--config " + config + ": unknown key for " + option);
+        }
+        String text = v.isArray() ? String.join(",", java.util.stream.StreamSupport.stream(v.spliterator(), false)
+                .map(com.fasterxml.jackson.databind.JsonNode::asText).toList()) : v.asText();
+        o.setValue(convert(o, text));
+    }
+
+    private static Object convert(picocli.CommandLine.Model.OptionSpec o, String text) {
+        Class<?> type = o.type();
+        if (type == Path.class) {
+            return Path.of(text);
+        }
+        if (type == Long.class || type == long.class) {
+            return new Sizes.LongConverter().convert(text);
+        }
+        if (List.class.isAssignableFrom(type)) {
+            return List.of(text.split(","));
+        }
+        return text;
+    }
+
     @Override
     public Integer call() throws Exception {
+        if (config != null) {
+            applyConfigFile();
+        }
         if (cacheSize != null && cacheSize <= 0) {
             throw new IllegalArgumentException("--cache-size must be more than 0, not " + cacheSize);
         }

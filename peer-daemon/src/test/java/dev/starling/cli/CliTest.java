@@ -334,4 +334,18 @@ public class CliTest {
         Result port = starling("daemon", "--peer-listen", "127.0.0.1:99999");
         assertTrue(port.err().contains("--peer-listen takes HOST:PORT with a port 0-65535"), port.err());
     }
+
+    @Test
+    void aDaemonConfigFileSetsWhatTheCommandLineDoesNotAndUnknownKeysAreRefused() throws Exception {
+        Path yaml = dir.resolve("starling.yaml");
+        Files.writeString(yaml, "peer-listen: 127.0.0.1:99999\njoin: [127.0.0.1:7400, 127.0.0.1:7402]\ncluster-id: prod\n");
+        Result fromFile = starling("daemon", "--config", yaml.toString());
+        assertTrue(fromFile.err().contains("--peer-listen takes HOST:PORT with a port 0-65535, not \"127.0.0.1:99999\""),
+                "the file's peer-listen was used: " + fromFile.err());
+        Result overridden = starling("daemon", "--config", yaml.toString(), "--peer-listen", "127.0.0.1:70000");
+        assertTrue(overridden.err().contains("not \"127.0.0.1:70000\""), "the command line wins: " + overridden.err());
+        Files.writeString(yaml, "peer-lisen: 127.0.0.1:7400\n");
+        Result typo = starling("daemon", "--config", yaml.toString());
+        assertTrue(typo.err().contains("unknown key \"peer-lisen\""), typo.err());
+    }
 }
