@@ -28,7 +28,7 @@ cleanup() {
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   [ -n "$route_added" ] && ip route del unreachable "$RANGE" 2>/dev/null || true
-  stop_local_registry || true
+  stop_local_registry
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,7 +47,7 @@ tar -C "$work/tree" -cf "$work/layer.tar" .
 python3 "$root/bench/lib/oci-image.py" "$work/oci" src "$work/layer.tar"
 skopeo copy -q "oci:$work/oci:src" "docker://$LOCAL_REGISTRY/bench/model:src" --dest-tls-verify=false
 starling convert --level 1 "$LOCAL_REGISTRY/bench/model:src" "$LOCAL_REGISTRY/bench/model:esgz" > /dev/null
-stop_local_registry || true   # its wait reports the SIGTERM
+stop_local_registry
 esgz_bytes=$(find "$work/registry-storage" -name data -size +1M -printf '%s\n' | sort -n | tail -1)
 rm -rf "$work/oci" "$work/layer.tar" "$work/tree/models"
 
