@@ -136,7 +136,7 @@ final class DemoCommand implements Callable<Integer> {
      */
     private static boolean cluster(RegistryClient client, LocalRegistryServer registry, ImageReference image, Path dir,
                                    TocNode file, long blobSize) throws IOException {
-        if (!isRoot()) {
+        if (!Privileges.canMount()) {
             System.out.println("8. skipped: the cluster mounts need root; run `sudo bin/starling demo`");
             return true;
         }
@@ -206,7 +206,7 @@ final class DemoCommand implements Callable<Integer> {
     /** Step 6: the image mounted lazily (FUSE per layer, overlayfs on top), one file read through it. */
     private static void mountAndRead(RegistryClient client, ImageReference image, Path dir, String path, byte[] expected)
             throws IOException {
-        if (!isRoot()) {
+        if (!Privileges.canMount()) {
             System.out.println("6. skipped: mounting needs root (FUSE and overlayfs); run `sudo bin/starling demo`");
             return;
         }
@@ -246,15 +246,6 @@ final class DemoCommand implements Callable<Integer> {
             Thread.currentThread().interrupt();
             throw new java.io.InterruptedIOException("interrupted");
         }
-    }
-
-    private static boolean isRoot() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("Uid:")) {
-                return line.split("\\s+")[1].equals("0");
-            }
-        }
-        return false;
     }
 
     /** Pushes a one-layer OCI image of the JDK's lib/; returns the layer's compressed size. */

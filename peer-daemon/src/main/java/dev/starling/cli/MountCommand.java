@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.daemon.ControlSocket;
-import dev.starling.daemon.DaemonConfig;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fuse.MountOptions;
@@ -94,8 +93,7 @@ final class MountCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         ImageReference ref = ImageReference.parse(image);
-        Path daemon = socket != null ? socket
-                : ControlSocket.answers(DaemonConfig.DEFAULT_SOCKET) ? DaemonConfig.DEFAULT_SOCKET : null;
+        Path daemon = ControlSocket.daemonFor(socket);
         if (daemon != null) {
             ObjectNode request = JSON.createObjectNode().put("op", "mount").put("image", ref.toString())
                     .put("target", target.toAbsolutePath().toString());

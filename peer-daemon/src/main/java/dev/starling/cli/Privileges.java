@@ -12,6 +12,16 @@ final class Privileges {
     private Privileges() {
     }
 
+    /** Whether {@link #requireMountPrivileges} would pass: for steps that are skipped rather than failed. */
+    static boolean canMount() {
+        try {
+            requireMountPrivileges();
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     static void requireMountPrivileges() throws IOException {
         if (!hasSysAdmin()) {
             throw new IOException("mounting needs root (or CAP_SYS_ADMIN and access to /dev/fuse); run it with sudo");

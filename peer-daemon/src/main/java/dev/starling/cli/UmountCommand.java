@@ -20,9 +20,7 @@ final class UmountCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Path daemon = socket != null ? socket
-                : dev.starling.daemon.ControlSocket.answers(dev.starling.daemon.DaemonConfig.DEFAULT_SOCKET)
-                ? dev.starling.daemon.DaemonConfig.DEFAULT_SOCKET : null;
+        Path daemon = dev.starling.daemon.ControlSocket.daemonFor(socket);
         if (daemon != null) {
             var answer = dev.starling.daemon.ControlSocket.call(daemon, new com.fasterxml.jackson.databind.ObjectMapper()
                     .createObjectNode().put("op", "umount").put("target", target.toAbsolutePath().toString()));

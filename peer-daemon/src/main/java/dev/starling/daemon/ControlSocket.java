@@ -53,6 +53,14 @@ public final class ControlSocket implements AutoCloseable {
         return new ControlSocket(path, server, handler);
     }
 
+    /**
+     * The daemon a command talks to: the socket it was given, else the one at the default path when a
+     * daemon answers there, else null (the command works on its own).
+     */
+    public static Path daemonFor(Path given) {
+        return given != null ? given : answers(DaemonConfig.DEFAULT_SOCKET) ? DaemonConfig.DEFAULT_SOCKET : null;
+    }
+
     /** Whether a daemon answers at {@code path}. */
     public static boolean answers(Path path) {
         try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(path))) {

@@ -1,6 +1,7 @@
 package dev.starling.fetch;
 
 import dev.starling.estargz.Chunk;
+import dev.starling.estargz.Digests;
 import dev.starling.estargz.VerificationException;
 import dev.starling.registry.Digest;
 import java.util.Arrays;
@@ -44,11 +45,7 @@ public final class ChunkKey {
 
     /** Whether {@code data} hashes to this key's chunk digest. */
     public boolean matches(byte[] data) {
-        try {
-            return java.security.MessageDigest.isEqual(chunk, java.security.MessageDigest.getInstance("SHA-256").digest(data));
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException("every JDK has SHA-256", e);
-        }
+        return java.security.MessageDigest.isEqual(chunk, Digests.sha256(data, 0, data.length));
     }
 
     /** A key from a blob and a raw sha256 (a peer's request). */

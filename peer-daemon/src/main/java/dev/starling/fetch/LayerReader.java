@@ -113,6 +113,11 @@ public final class LayerReader implements ChunkSource, Closeable {
         return ChunkKey.of(digest, chunk);
     }
 
+    /** The key of a chunk already known to carry a digest. */
+    private ChunkKey keyOf(Chunk chunk) {
+        return new ChunkKey(digest, chunk.digest());
+    }
+
     public TocIndex index() {
         return index;
     }
@@ -172,8 +177,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     @Override
     public void readAhead(List<Chunk> upcoming) {
         for (Chunk c : upcoming) {
-            if (c.digest() == null || memory.get(new ChunkKey(digest, c.digest())) != null
-                    || inflight.containsKey(new ChunkKey(digest, c.digest())) || !queuedAhead.add(c.index())) {
+            if (c.digest() == null || memory.get(keyOf(c)) != null
+                    || inflight.containsKey(keyOf(c)) || !queuedAhead.add(c.index())) {
                 continue;
             }
             scheduler.readAhead(() -> {
@@ -205,7 +210,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         try (Closeable ignored = scheduler.foreground()) {
             for (int i = 0; i < index.chunkTotal() && !closed; i++) {
                 Chunk c = index.chunkAt(i);
-                if (c == null || isLocal(i) || c.digest() != null && inflight.containsKey(new ChunkKey(digest, c.digest()))) {
+                if (c == null || isLocal(i) || c.digest() != null && inflight.containsKey(keyOf(c))) {
                     continue;
                 }
                 if (c.compressedOffset() >= end) {
@@ -349,10 +354,10 @@ public final class LayerReader implements ChunkSource, Closeable {
             }
             List<Chunk> planned = SpanPlan.plan(index, first, unit, options.maxGap(), stopAt, k -> {
                 Chunk next = index.chunkAt(k);
-                return !isLocal(k) && next.digest() != null && !inflight.containsKey(new ChunkKey(digest, next.digest()));
+                return !isLocal(k) && next.digest() != null && !inflight.containsKey(keyOf(next));
             });
             for (Chunk next : planned.subList(1, planned.size())) {
-                ChunkKey k = new ChunkKey(digest, next.digest());
+                ChunkKey k = keyOf(next);
                 CompletableFuture<byte[]> f = new CompletableFuture<>();
                 if (inflight.putIfAbsent(k, f) != null) {
                     break; // claimed since planning: the span ends before it
@@ -451,7 +456,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         boolean changed = false;
         for (int i = nextLocal(0); i >= 0; i = nextLocal(i + 1)) {
             Chunk c = index.chunkAt(i);
-            if (c != null && !disk.contains(new ChunkKey(digest, c.digest()))) {
+            if (c != null && !disk.contains(keyOf(c))) {
                 unmarkLocal(c);
                 changed = true;
             }

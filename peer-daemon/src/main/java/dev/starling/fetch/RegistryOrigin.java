@@ -39,9 +39,18 @@ public final class RegistryOrigin implements Origin {
         try (Closeable held = scheduler.holdBytes(length)) {
             span = blob.read(start, length);
         }
+        return new Span(decode(decoder, chunks, start, span), span.length, 1);
+    }
+
+    /**
+     * Each chunk decoded and verified out of {@code span}, the blob's bytes from {@code start}: what
+     * a node does with a Range response, for itself or on a peer's behalf.
+     */
+    public static List<Fetched> decode(ChunkDecoder decoder, List<Chunk> chunks, long start, byte[] span) {
         List<Fetched> out = new ArrayList<>(chunks.size());
         for (Chunk chunk : chunks) {
-            byte[] member = chunks.size() == 1 ? span // the common case for large files: no 4 MiB copy
+            byte[] member = chunks.size() == 1 && chunk.compressedOffset() == start && chunk.compressedLength() == span.length
+                    ? span // the common case for large files: no 4 MiB copy
                     : Arrays.copyOfRange(span, (int) (chunk.compressedOffset() - start), (int) (chunk.compressedEnd() - start));
             try {
                 out.add(Fetched.of(decoder.decode(chunk, member)));
@@ -49,7 +58,7 @@ public final class RegistryOrigin implements Origin {
                 out.add(Fetched.failed(e));
             }
         }
-        return new Span(out, span.length, 1);
+        return out;
     }
 
     /** An oversized chunk, read piece by piece and inflated as the pieces come, until its bytes are out. */

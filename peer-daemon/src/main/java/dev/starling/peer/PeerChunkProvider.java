@@ -3,9 +3,10 @@ package dev.starling.peer;
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.Footer;
-import dev.starling.estargz.InvalidBlobException;
 import dev.starling.fetch.ChunkKey;
 import dev.starling.fetch.ChunkStore;
+import dev.starling.fetch.Origin;
+import dev.starling.fetch.RegistryOrigin;
 import dev.starling.protocol.ChunkProvider;
 import dev.starling.protocol.Frame;
 import dev.starling.protocol.PeerException;
@@ -137,20 +138,22 @@ public final class PeerChunkProvider implements ChunkProvider {
                 byte[] span = registry.readBlob(repo, blob.toString(), start, (int) (end - start));
                 fillBytes.addAndGet(span.length);
                 ChunkDecoder decoder = new ChunkDecoder(request.locator().zstd() ? Footer.Format.ZSTD_CHUNKED : Footer.Format.ESTARGZ);
+                List<Chunk> chunks = new ArrayList<>(toFetch.size());
+                for (int i : toFetch) {
+                    Frame.ChunkRef ref = refs.get(i);
+                    chunks.add(new Chunk(null, 0, ref.size(), ref.compressedOffset(), ref.innerOffset(),
+                            ref.compressedEnd(), ref.sha256(), i));
+                }
+                List<Origin.Fetched> decoded = RegistryOrigin.decode(decoder, chunks, start, span);
                 for (int k = 0; k < toFetch.size(); k++) {
-                    Frame.ChunkRef ref = refs.get(toFetch.get(k));
-                    Chunk chunk = new Chunk(null, 0, ref.size(), ref.compressedOffset(), ref.innerOffset(),
-                            ref.compressedEnd(), ref.sha256(), toFetch.get(k));
-                    byte[] member = java.util.Arrays.copyOfRange(span, (int) (ref.compressedOffset() - start),
-                            (int) (ref.compressedEnd() - start));
-                    try {
-                        byte[] data = decoder.decode(chunk, member);
-                        mine.get(k).complete(data);
-                        store.disk().put(keys.get(k), data);
-                        out.set(toFetch.get(k), data);
-                    } catch (InvalidBlobException e) {
-                        mine.get(k).completeExceptionally(e); // a miss: the requester verifies and falls back
+                    Origin.Fetched f = decoded.get(k);
+                    if (f.failure() != null) {
+                        mine.get(k).completeExceptionally(f.failure()); // a miss: the requester verifies and falls back
+                        continue;
                     }
+                    mine.get(k).complete(f.data());
+                    store.disk().put(keys.get(k), f.data());
+                    out.set(toFetch.get(k), f.data());
                 }
                 filled.add(blob);
             }
