@@ -36,7 +36,7 @@ final class UmountCommand implements Callable<Integer> {
         try {
             if (MountTable.isDead(target)) {
                 // its `starling mount` was killed: nobody is left to unmount the layers, so do it here
-                SystemCommand.run("umount", "-l", "--no-canonicalize", target.toAbsolutePath().normalize().toString());
+                dev.starling.mount.ImageMount.clearDeadOverlay(target);
                 for (Path layer : MountTable.clearDeadLayerMounts()) {
                     System.out.println("cleared the dead layer mount " + layer);
                 }

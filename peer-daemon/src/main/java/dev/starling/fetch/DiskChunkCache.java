@@ -48,9 +48,9 @@ public final class DiskChunkCache {
     private final LinkedHashMap<ChunkKey, Long> loose = new LinkedHashMap<>(16, 0.75f, true);
     /** The same, for chunks of mounted layers. */
     private final LinkedHashMap<ChunkKey, Long> retained = new LinkedHashMap<>(16, 0.75f, true);
-    /** How many mounted layers use a chunk, and its size: what the mounted layers need room for. */
+    /** How many mounted layers use a chunk. */
     private final Map<ChunkKey, int[]> retainCounts = new HashMap<>();
-    private final Map<ChunkKey, Long> retainedSizes = new HashMap<>();
+    /** Bytes the distinct chunks of the mounted layers take: what the bound must leave room for. */
     private long retainedDemand;
     /** Who to tell when a chunk of a mounted layer is evicted, by blob. */
     private final Map<Digest, List<Consumer<ChunkKey>>> evictionListeners = new HashMap<>();
@@ -220,7 +220,6 @@ public final class DiskChunkCache {
             evictionListeners.computeIfAbsent(blob, b -> new ArrayList<>()).add(onEvict);
             keys.forEach((key, size) -> {
                 if (++retainCounts.computeIfAbsent(key, k -> new int[1])[0] == 1) {
-                    retainedSizes.put(key, size);
                     retainedDemand += size;
                     Long held = loose.remove(key);
                     if (held != null) {
@@ -236,11 +235,12 @@ public final class DiskChunkCache {
                 if (listeners.isEmpty()) {
                     evictionListeners.remove(blob);
                 }
-                for (ChunkKey key : keys.keySet()) {
+                for (Map.Entry<ChunkKey, Long> e : keys.entrySet()) {
+                    ChunkKey key = e.getKey();
                     int[] count = retainCounts.get(key);
                     if (--count[0] == 0) {
                         retainCounts.remove(key);
-                        retainedDemand -= retainedSizes.remove(key);
+                        retainedDemand -= e.getValue(); // a chunk digest fixes its size: every layer holding it says the same
                         Long size = retained.remove(key);
                         if (size != null) {
                             loose.put(key, size);

@@ -106,19 +106,24 @@ public final class ImageMount implements AutoCloseable {
      * answer "Transport endpoint is not connected". Clear them; refuse a target a live mount serves.
      */
     static void clearStaleOverlay(Path target) throws IOException {
-        for (int stacked = 0; stacked < 16 && MountTable.isDead(target); stacked++) {
-            // --no-canonicalize: resolving the path would stat the dead mount and fail with "not mounted"
-            SystemCommand.run("umount", "-l", "--no-canonicalize", target.toAbsolutePath().normalize().toString());
-        }
-        if (MountTable.isDead(target)) {
-            throw new IOException(target + " is a dead mount that `umount -l` did not clear; unmount it by hand");
-        }
+        clearDeadOverlay(target);
         if (MountTable.at(target).filter(ImageMount::isStarlingOverlay).isPresent()) {
             throw new IOException(target + " is already served by a running `starling mount`; "
                     + "run `starling umount " + target + "` first");
         }
         for (Path cleared : MountTable.clearDeadLayerMounts()) {
             LOG.info("cleared the dead layer mount " + cleared + " a killed daemon left");
+        }
+    }
+
+    /** Detaches the dead overlay(s) at {@code target} a killed `starling mount` left, if any. */
+    public static void clearDeadOverlay(Path target) throws IOException {
+        for (int stacked = 0; stacked < 16 && MountTable.isDead(target); stacked++) {
+            // --no-canonicalize: resolving the path would stat the dead mount and fail with "not mounted"
+            SystemCommand.run("umount", "-l", "--no-canonicalize", target.toAbsolutePath().normalize().toString());
+        }
+        if (MountTable.isDead(target)) {
+            throw new IOException(target + " is a dead mount that `umount -l` did not clear; unmount it by hand");
         }
     }
 
