@@ -180,6 +180,9 @@ final class DemoCommand implements Callable<Integer> {
                     d.close();
                 } catch (RuntimeException e) {
                     System.err.println("   stopping a daemon: " + e);
+                    if (System.getenv("STARLING_DEBUG") != null) {
+                        e.printStackTrace();
+                    }
                 }
             }
         }

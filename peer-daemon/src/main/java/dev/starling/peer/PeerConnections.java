@@ -35,6 +35,7 @@ public final class PeerConnections implements AutoCloseable {
                 return c;
             }
             if (c != null) {
+                clients.remove(peer.nodeId(), c); // a failed reconnect must not leave the closed one to be closed again
                 c.close();
             }
             c = PeerClient.connect(peer.chunkAddress(), clusterId, nodeId, connectTimeout, tls, FrameCodec.DEFAULT_MAX_FRAME);

@@ -208,4 +208,15 @@ class PeerFetchTest {
             assertEquals(0, strict.provider.fillBytes(), "nothing was fetched for it");
         }
     }
+
+    @Test
+    void aPeerThatDiedLeavesNoClosedConnectionBehind() throws Exception {
+        Node peer = new Node("short-lived", null, Set.of(registry.host()));
+        PeerConnections connections = new PeerConnections(CLUSTER, "asker", Duration.ofSeconds(2), null);
+        connections.get(peer.member());
+        peer.server.close();
+        Thread.sleep(200); // the connection notices the close
+        assertThrows(PeerException.class, () -> connections.get(peer.member()), "reconnecting to a dead peer fails");
+        connections.close(); // and closing what is left does not trip over the connection closed on the way
+    }
 }
