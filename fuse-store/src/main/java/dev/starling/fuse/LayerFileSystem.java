@@ -64,8 +64,15 @@ public final class LayerFileSystem implements FuseOperations {
     private final Map<TocNode, Map<String, Long>> whiteouts = new IdentityHashMap<>();
     /** Sum of regular file sizes, for statfs. */
     private final long totalBytes;
+    /** Added to every inode number: layers served by one mount (the store) must not share inode numbers. */
+    private final long inodeBase;
 
     public LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno, StateFile state, MountOptions options) {
+        this(index, chunks, errno, state, options, 0);
+    }
+
+    LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno, StateFile state, MountOptions options, long inodeBase) {
+        this.inodeBase = inodeBase;
         this.index = index;
         this.chunks = chunks;
         this.errno = errno;
@@ -301,7 +308,7 @@ public final class LayerFileSystem implements FuseOperations {
             stat.mTime().set(now);
             stat.cTime().set(now);
             stat.aTime().set(now);
-            NativeFields.set(stat, e.ino(), 0, size);
+            NativeFields.set(stat, inodeBase + e.ino(), 0, size);
             return;
         }
         if (e.whiteout()) {
@@ -310,7 +317,7 @@ public final class LayerFileSystem implements FuseOperations {
             stat.setUid(0);
             stat.setGid(0);
             stat.setSize(0);
-            NativeFields.set(stat, e.ino(), 0, 0);
+            NativeFields.set(stat, inodeBase + e.ino(), 0, 0);
             return;
         }
         TocNode n = e.node();
@@ -325,7 +332,7 @@ public final class LayerFileSystem implements FuseOperations {
         stat.aTime().set(mtime);
         long rdev = n.type() == EntryType.CHAR || n.type() == EntryType.BLOCK
                 ? NativeFields.makedev(n.devMajor(), n.devMinor()) : 0;
-        NativeFields.set(stat, e.ino(), rdev, n.type() == EntryType.REG ? n.size() : 0);
+        NativeFields.set(stat, inodeBase + e.ino(), rdev, n.type() == EntryType.REG ? n.size() : 0);
     }
 
     private static int typeBits(EntryType type) {

@@ -38,20 +38,37 @@ public final class LayerMount implements AutoCloseable {
     public static LayerMount mount(TocIndex index, ChunkSource chunks, Path mountPoint, String name, StateFile state,
                                    MountOptions options) throws IOException {
         checkOptionValue(name);
+        return mount(errno -> new LayerFileSystem(index, chunks, errno, state, options), mountPoint, "starling:" + name,
+                options, "ro");
+    }
+
+    /**
+     * Mounts {@code fileSystem} (made for the builder's errno) with what every Starling mount has:
+     * {@code options}' security flags and threads, {@code allow_other}, {@code default_permissions}
+     * and {@code kernel_cache}, plus {@code extra} options; a dead mount there is cleared first.
+     */
+    static LayerMount mount(java.util.function.Function<org.cryptomator.jfuse.api.Errno, org.cryptomator.jfuse.api.FuseOperations> fileSystem,
+                            Path mountPoint, String fsName, MountOptions options, String... extra) throws IOException {
         clearStaleMount(mountPoint);
         Files.createDirectories(mountPoint);
         FuseBuilder builder = FuseBuilder.getSupported();
         if (Files.exists(Path.of(LIBFUSE))) {
             builder.setLibraryPath(LIBFUSE);
         }
-        Fuse fuse = builder.build(new LayerFileSystem(index, chunks, builder.errno(), state, options));
+        Fuse fuse = builder.build(fileSystem.apply(builder.errno()));
+        java.util.List<String> flags = new java.util.ArrayList<>();
+        for (String option : extra) {
+            flags.add("-o");
+            flags.add(option);
+        }
+        flags.addAll(java.util.List.of("-o", options.securityFlags(),
+                "-o", "default_permissions", "-o", "allow_other",
+                "-o", "kernel_cache", "-o", "max_threads=" + options.maxThreads(),
+                "-o", "fsname=" + fsName, "-o", "subtype=" + MountTable.LAYER_SUBTYPE));
         try {
-            fuse.mount("starling", mountPoint, "-o", "ro", "-o", options.securityFlags(),
-                    "-o", "default_permissions", "-o", "allow_other",
-                    "-o", "kernel_cache", "-o", "max_threads=" + options.maxThreads(),
-                    "-o", "fsname=starling:" + name, "-o", "subtype=" + MountTable.LAYER_SUBTYPE);
+            fuse.mount("starling", mountPoint, flags.toArray(String[]::new));
         } catch (FuseMountFailedException e) {
-            throw new IOException("cannot mount " + name + " at " + mountPoint + ": " + e.getMessage(), e);
+            throw new IOException("cannot mount " + fsName + " at " + mountPoint + ": " + e.getMessage(), e);
         }
         setKernelReadAhead(mountPoint, options.kernelReadAheadBytes());
         return new LayerMount(fuse, mountPoint);

@@ -77,6 +77,18 @@ final class DaemonCommand implements Callable<Integer> {
     @Option(names = "--tls-password-file", paramLabel = "FILE", description = "the stores' password (one line)")
     Path tlsPasswordFile;
 
+    @Option(names = "--store", paramLabel = "DIR",
+            description = "serve the Additional Layer Store for CRI-O and Podman here: storage.conf's "
+                    + "additionallayerstores = [\"DIR:ref\"] (default: ROOT/store, /var/lib/starling/store)")
+    Path store;
+
+    @Option(names = "--no-store", description = "serve no Additional Layer Store")
+    boolean noStore;
+
+    @Option(names = "--store-ttl", paramLabel = "DURATION", converter = Sizes.DurationConverter.class,
+            description = "how long the store keeps a layer open after its last user (e.g. 90s, 2m; default: 2m)")
+    java.time.Duration storeTtl = DaemonConfig.Store.DEFAULT_TTL;
+
     @Mixin
     RegistryOptions registry = new RegistryOptions();
 
@@ -175,6 +187,12 @@ final class DaemonCommand implements Callable<Integer> {
         if (type == Path.class) {
             return Path.of(text);
         }
+        if (type == java.time.Duration.class) {
+            return new Sizes.DurationConverter().convert(text);
+        }
+        if (type == boolean.class || type == Boolean.class) {
+            return Boolean.parseBoolean(text);
+        }
         if (type == Long.class || type == long.class) {
             return new Sizes.LongConverter().convert(text);
         }
@@ -202,12 +220,17 @@ final class DaemonCommand implements Callable<Integer> {
         }
         DaemonConfig config = new DaemonConfig(root, socket, listen, peers, zone, clusterId,
                 Set.copyOf(allowRegistries), cacheSize,
-                metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls());
+                metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls(),
+                noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl));
+        if (noStore && store != null) {
+            throw new IllegalArgumentException("--store and --no-store contradict each other");
+        }
         Privileges.requireMountPrivileges();
         try (RegistryClient client = new RegistryClient(registry.settings());
              Daemon daemon = Daemon.start(config, client)) {
             System.out.println("starling daemon " + config.nodeId() + " (cluster " + clusterId + ", " + (peers.size())
                     + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket
+                    + (daemon.storeMountPoint() == null ? "" : ", layer store at " + daemon.storeMountPoint())
                     + (daemon.metricsAddress() == null ? "" : ", metrics at http:/" + daemon.metricsAddress() + "/metrics"));
             System.out.flush();
             Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "starling-daemon-stop"));

@@ -51,6 +51,28 @@ final class Sizes {
         return v;
     }
 
+    /** Parses durations such as {@code 500ms}, {@code 90s}, {@code 2m}, {@code 1h}; a bare number is seconds. */
+    static java.time.Duration parseDuration(String text) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("([0-9]{1,9})(ms|s|m|h)?").matcher(text.trim());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("a duration is a number with ms, s, m or h (90s, 2m), not \"" + text + "\"");
+        }
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2) == null ? "s" : m.group(2)) {
+            case "ms" -> java.time.Duration.ofMillis(n);
+            case "m" -> java.time.Duration.ofMinutes(n);
+            case "h" -> java.time.Duration.ofHours(n);
+            default -> java.time.Duration.ofSeconds(n);
+        };
+    }
+
+    static final class DurationConverter implements picocli.CommandLine.ITypeConverter<java.time.Duration> {
+        @Override
+        public java.time.Duration convert(String value) {
+            return parseDuration(value);
+        }
+    }
+
     static final class LongConverter implements picocli.CommandLine.ITypeConverter<Long> {
         @Override
         public Long convert(String value) {

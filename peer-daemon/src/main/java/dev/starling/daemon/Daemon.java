@@ -13,6 +13,8 @@ import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
 import dev.starling.fuse.MountOptions;
+import dev.starling.fuse.StoreFileSystem;
+import dev.starling.fuse.StoreMount;
 import dev.starling.mount.ImageMount;
 import dev.starling.mount.OpenLayers;
 import dev.starling.peer.PeerChunkProvider;
@@ -25,6 +27,7 @@ import dev.starling.protocol.PeerServer;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.RegistryClient;
+import dev.starling.store.StoreLayers;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -62,6 +65,9 @@ public final class Daemon implements AutoCloseable {
     private final PeerServer peers;
     private final ControlSocket control;
     private final DaemonMetrics metrics;
+    private final StoreLayers storeLayers;
+    private final StoreMount layerStore;
+    private final java.util.concurrent.ScheduledExecutorService sweeper;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final CountDownLatch closed = new CountDownLatch(1);
@@ -95,8 +101,38 @@ public final class Daemon implements AutoCloseable {
             peerSettings = peerSettings.withTls(ClusterTls.server(tls.keyStore(), tls.password(), tls.trustStore()));
         }
         this.peers = PeerServer.start(config.peerListen(), peerSettings, provider);
+        DaemonConfig.Store storeConfig = config.store();
+        Duration storeTtl = storeConfig == null ? DaemonConfig.Store.DEFAULT_TTL : storeConfig.ttl();
+        this.storeLayers = new StoreLayers(client, layers, executor, ref -> mountedRegistries.add(ref.registry()),
+                storeTtl, System::nanoTime);
+        this.layerStore = storeConfig == null ? null
+                : StoreMount.mount(storeLayers, storeConfig.mountPoint(), MountOptions.DEFAULTS, storeTtl, System::nanoTime);
+        this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "starling-store-sweep");
+            t.setDaemon(true);
+            return t;
+        });
+        long sweepMillis = Math.clamp(storeTtl.toMillis() / 4, 250, 30_000);
+        sweeper.scheduleWithFixedDelay(this::sweepStore, sweepMillis, sweepMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
         this.control = ControlSocket.listen(config.socket(), this::handle);
         this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
+    }
+
+    /** Releases the store's layers and images no one used for the TTL. */
+    private void sweepStore() {
+        try {
+            if (layerStore != null) {
+                layerStore.fileSystem().sweep();
+            }
+            storeLayers.sweep();
+        } catch (RuntimeException e) { // a failed sweep must not end the schedule
+            LOG.warning("sweeping the layer store: " + e);
+        }
+    }
+
+    /** Where the Additional Layer Store is mounted, or null when there is none. */
+    public Path storeMountPoint() {
+        return layerStore == null ? null : layerStore.mountPoint();
     }
 
     /** Where the Prometheus endpoint listens, or null when there is none. */
@@ -227,6 +263,15 @@ public final class Daemon implements AutoCloseable {
         s.put("diskTierBytes", store.disk().bytes());
         ArrayNode mounted = s.putArray("mounts");
         mounts.keySet().forEach(p -> mounted.add(p.toString()));
+        if (layerStore != null) {
+            ObjectNode st = s.putObject("store");
+            st.put("mountPoint", layerStore.mountPoint().toString()).put("images", storeLayers.images());
+            ArrayNode held = st.putArray("layers");
+            for (StoreFileSystem.Held h : layerStore.fileSystem().held()) {
+                held.addObject().put("image", h.imageRef()).put("key", h.key()).put("users", h.users())
+                        .put("openFiles", h.openFiles());
+            }
+        }
         ArrayNode open = s.putArray("layers");
         for (OpenLayers.Layer layer : layers.layers()) {
             LayerReader r = layer.reader();
@@ -251,6 +296,15 @@ public final class Daemon implements AutoCloseable {
             }
             mounts.clear();
         }
+        sweeper.shutdownNow();
+        if (layerStore != null) {
+            try {
+                layerStore.close();
+            } catch (IOException | RuntimeException e) {
+                LOG.warning("unmounting the layer store: " + e);
+            }
+        }
+        storeLayers.close();
         if (metrics != null) {
             metrics.close();
         }

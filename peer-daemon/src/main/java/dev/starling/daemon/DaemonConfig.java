@@ -18,13 +18,30 @@ import java.util.Set;
  * @param cacheBytes disk tier bound, or null for half the file system's space
  * @param metricsListen where the Prometheus endpoint listens ({@code /metrics}), or null for none
  * @param tls        mutual TLS between peers with the cluster CA, or null for plain TCP
+ * @param store      the Additional Layer Store for CRI-O and Podman, or null for none
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
-                           Tls tls) {
+                           Tls tls, Store store) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null);
+    }
+
+    /**
+     * The Additional Layer Store.
+     *
+     * @param mountPoint what storage.conf's {@code additionallayerstores} names (with {@code :ref})
+     * @param ttl        how long a layer and its image stay open after their last use
+     */
+    public record Store(Path mountPoint, java.time.Duration ttl) {
+        public static final java.time.Duration DEFAULT_TTL = java.time.Duration.ofMinutes(2);
+
+        public Store {
+            if (ttl.isNegative()) {
+                throw new IllegalArgumentException("the store's TTL cannot be negative: " + ttl);
+            }
+        }
     }
 
     /** This node's PKCS#12 key store (key and CA-signed certificate), the CA's trust store, and their password. */
@@ -32,6 +49,8 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
     }
 
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/starling");
+    /** The store's mount point under the root, unless told otherwise: {@code /var/lib/starling/store} by default. */
+    public static final String STORE_DIRECTORY = "store";
     public static final Path DEFAULT_SOCKET = Path.of("/run/starling/starling.sock");
     public static final int DEFAULT_PEER_PORT = 7400;
 

@@ -25,13 +25,7 @@ public final class ImageLayers {
      */
     public static List<LayerRef> resolve(RegistryClient client, ImageReference ref, Descriptor.Platform platform)
             throws IOException {
-        Manifest manifest = client.manifest(ref);
-        if (manifest.isIndex()) {
-            Descriptor.Platform wanted = platform == null ? DEFAULT_PLATFORM : platform;
-            manifest = client.manifest(ref.withDigest(manifest.select(wanted).digest().toString()));
-        } else if (platform != null) {
-            ImageConverter.requirePlatform(client, ref, manifest, platform);
-        }
+        Manifest manifest = manifest(client, ref, platform);
         List<LayerRef> layers = new ArrayList<>();
         List<Descriptor> descriptors = manifest.layers();
         for (int i = 0; i < descriptors.size(); i++) {
@@ -45,5 +39,19 @@ public final class ImageLayers {
             layers.add(new LayerRef(ref, d, toc));
         }
         return layers;
+    }
+
+    /** The image manifest of {@code ref} for {@code platform}, picked from an index as {@link #resolve} does. */
+    public static Manifest manifest(RegistryClient client, ImageReference ref, Descriptor.Platform platform)
+            throws IOException {
+        Manifest manifest = client.manifest(ref);
+        if (manifest.isIndex()) {
+            Descriptor.Platform wanted = platform == null ? DEFAULT_PLATFORM : platform;
+            return client.manifest(ref.withDigest(manifest.select(wanted).digest().toString()));
+        }
+        if (platform != null) {
+            ImageConverter.requirePlatform(client, ref, manifest, platform);
+        }
+        return manifest;
     }
 }

@@ -47,7 +47,7 @@ class DaemonClusterTest {
         Files.write(tree.resolve("model.bin"), model);
         Files.writeString(dir.resolve("tree/README"), "three nodes\n");
         EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
-        List<Process> daemons = new ArrayList<>();
+        List<DaemonProcess> daemons = new ArrayList<>();
         List<Path> sockets = new ArrayList<>();
         List<Path> targets = new ArrayList<>();
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
@@ -58,32 +58,21 @@ class DaemonClusterTest {
             for (int i = 0; i < 3; i++) {
                 addresses.add("127.0.0.1:" + DaemonConfig.freePortPair());
             }
-            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             int metricsPort = DaemonConfig.freePortPair();
             for (int i = 0; i < 3; i++) {
-                List<String> metrics = i == 1 ? List.of("--metrics-listen", "127.0.0.1:" + metricsPort) : List.of();
-                Path socket = dir.resolve("node" + i + ".sock");
-                sockets.add(socket);
+                List<String> options = new ArrayList<>(List.of("--peer-listen", addresses.get(i), "--join", String.join(",", addresses),
+                        "--cluster-id", "test", "--cache-size", "1G", "--no-store"));
+                if (i == 1) {
+                    options.addAll(List.of("--metrics-listen", "127.0.0.1:" + metricsPort));
+                }
+                daemons.add(DaemonProcess.start(dir, "node" + i, options));
+                sockets.add(daemons.get(i).socket());
                 targets.add(dir.resolve("rootfs" + i));
-                List<String> argv = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
-                        "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED", "--add-opens=java.base/java.util=ALL-UNNAMED",
-                        "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/java.nio=ALL-UNNAMED", "-cp",
-                        System.getProperty("java.class.path"), StarlingCli.class.getName(), "daemon",
-                        "--root", dir.resolve("node" + i).toString(), "--socket", socket.toString(),
-                        "--peer-listen", addresses.get(i), "--join", String.join(",", addresses),
-                        "--cluster-id", "test", "--cache-size", "1G"));
-                argv.addAll(metrics);
-                daemons.add(new ProcessBuilder(argv).redirectErrorStream(true)
-                        .redirectOutput(dir.resolve("node" + i + ".log").toFile()).start());
             }
             for (int i = 0; i < 3; i++) {
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-                while (!ControlSocket.answers(sockets.get(i)) && daemons.get(i).isAlive() && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
-                assertTrue(ControlSocket.answers(sockets.get(i)), "daemon " + i + " is up: " + log(i));
+                daemons.get(i).awaitReady();
                 assertEquals(0, StarlingCli.run("mount", "--socket", sockets.get(i).toString(), image.toString(),
-                        targets.get(i).toString()), "mount through daemon " + i + ": " + log(i));
+                        targets.get(i).toString()), "mount through daemon " + i + ": " + daemons.get(i).log());
             }
             for (Path socket : sockets) { // membership converges in a second or two; a scale-out starts after
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -97,10 +86,10 @@ class DaemonClusterTest {
             assertArrayEquals(model, Files.readAllBytes(targets.get(1).resolve("models/model.bin")));
             assertEquals("three nodes\n", Files.readString(targets.get(1).resolve("README")));
             long egress = registry.blobBytesServed() - before;
-            daemons.get(0).destroyForcibly().waitFor(10, TimeUnit.SECONDS); // a peer that served, killed mid-scale-out
+            daemons.get(0).kill(); // a peer that served, killed mid-scale-out
             registry.stop(); // and the registry gone, now that the nodes hold the chunks
             assertArrayEquals(model, Files.readAllBytes(targets.get(2).resolve("models/model.bin")),
-                    "the third node reads everything though a peer died and the registry is down: " + log(2));
+                    "the third node reads everything though a peer died and the registry is down: " + daemons.get(2).log());
             assertEquals("three nodes\n", Files.readString(targets.get(2).resolve("README")));
             assertTrue(egress < model.length * 1.3, "2 nodes x 24 MiB read; the registry served " + egress + " bytes");
             long fromPeers = 0;
@@ -122,14 +111,8 @@ class DaemonClusterTest {
             assertTrue(scraped.contains("starling_members 2.0"), "and the members: " + scraped);
             assertTrue(fromPeers >= model.length / 3, "the last two got a good part of their 48 MiB from peers (the rest they own, filled when the first read): " + fromPeers);
         } finally {
-            for (int i = 0; i < daemons.size(); i++) {
-                Process d = daemons.get(i);
-                if (d.isAlive()) {
-                    d.destroy(); // SIGTERM: unmounts
-                    if (!d.waitFor(30, TimeUnit.SECONDS)) {
-                        d.destroyForcibly();
-                    }
-                }
+            for (DaemonProcess d : daemons) {
+                d.close(); // SIGTERM: unmounts
             }
             for (Path t : targets) {
                 StarlingCli.run("umount", t.toString()); // the killed daemon's dead mounts
@@ -137,14 +120,6 @@ class DaemonClusterTest {
         }
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
         assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
-    }
-
-    private String log(int i) {
-        try {
-            return Files.readString(dir.resolve("node" + i + ".log"));
-        } catch (IOException e) {
-            return "(no log)";
-        }
     }
 
     private static String statusJson(Path socket) throws IOException {

@@ -20,8 +20,14 @@ public final class EStargzImages {
     private EStargzImages() {
     }
 
-    /** A converted layer: the blob and the TOC digest its descriptor is annotated with. */
-    public record Layer(Path blob, String tocDigest, String diffId) {
+    /**
+     * A converted layer: the blob, and what its descriptor is annotated with, as converters do: the
+     * TOC digest (null for a plain layer) and the uncompressed size (-1: not annotated).
+     */
+    public record Layer(Path blob, String tocDigest, String diffId, long uncompressedSize) {
+        public Layer(Path blob, String tocDigest, String diffId) {
+            this(blob, tocDigest, diffId, -1);
+        }
     }
 
     /** {@code tree} as a tar (GNU tar, numeric owners, names in order), converted with {@code options} into {@code out}. */
@@ -30,10 +36,20 @@ public final class EStargzImages {
         Processes.run(tree, "tar", "--format=posix", "--numeric-owner", "--sort=name", "-cf", tar.toString(), ".");
         ConvertResult r = Converter.convert(tar, out, options);
         Files.delete(tar);
-        return new Layer(out, r.tocDigest(), r.diffId());
+        return new Layer(out, r.tocDigest(), r.diffId(), r.uncompressedSize());
     }
 
-    /** Pushes an image of {@code layers} (bottom first), each annotated with its TOC digest, as the converter does. */
+    /** {@code tree} as a plain tar.gz layer (gzip -n), not eStargz: what an ordinary build pushes. Its TOC digest is null. */
+    public static Layer plain(Path tree, Path out) throws Exception {
+        Path tar = out.resolveSibling(out.getFileName() + ".tar");
+        Processes.run(tree, "tar", "--format=posix", "--numeric-owner", "--sort=name", "-cf", tar.toString(), ".");
+        String diffId = Manifest.sha256(Files.readAllBytes(tar));
+        Processes.run(tar.getParent(), "gzip", "-n", "-f", tar.getFileName().toString());
+        Files.move(tar.resolveSibling(tar.getFileName() + ".gz"), out, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        return new Layer(out, null, diffId);
+    }
+
+    /** Pushes an image of {@code layers} (bottom first), each eStargz one annotated with its TOC digest, as the converter does. */
     public static void push(RegistryClient client, ImageReference ref, List<Layer> layers) throws IOException {
         StringBuilder descriptors = new StringBuilder();
         StringBuilder diffIds = new StringBuilder();
@@ -44,8 +60,17 @@ public final class EStargzImages {
             diffIds.append(diffIds.isEmpty() ? "" : ",").append('"').append(layer.diffId()).append('"');
             descriptors.append(descriptors.isEmpty() ? "" : ",").append("{\"mediaType\":\"")
                     .append(MediaTypes.OCI_LAYER_GZIP).append("\",\"digest\":\"").append(digest)
-                    .append("\",\"size\":").append(bytes.length).append(",\"annotations\":{\"")
-                    .append(ImageConverter.TOC_DIGEST).append("\":\"").append(layer.tocDigest()).append("\"}}");
+                    .append("\",\"size\":").append(bytes.length);
+            if (layer.tocDigest() != null) {
+                descriptors.append(",\"annotations\":{\"").append(ImageConverter.TOC_DIGEST).append("\":\"")
+                        .append(layer.tocDigest()).append('"');
+                if (layer.uncompressedSize() >= 0) {
+                    descriptors.append(",\"").append(ImageConverter.UNCOMPRESSED_SIZE).append("\":\"")
+                            .append(layer.uncompressedSize()).append('"');
+                }
+                descriptors.append('}');
+            }
+            descriptors.append('}');
         }
         byte[] config = ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
                 + diffIds + "]}}").getBytes(StandardCharsets.UTF_8);

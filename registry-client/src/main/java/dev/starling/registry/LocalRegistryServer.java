@@ -118,6 +118,29 @@ public final class LocalRegistryServer implements AutoCloseable {
         return Files.readString(dir.resolve("registry.log"));
     }
 
+    /** One request in the access log: what was asked, by whom, and how many body bytes went back. */
+    public record Request(String method, String uri, String userAgent, long written) {
+        /** A GET of a blob's bytes (a HEAD sends none). */
+        public boolean isBlobGet(String digest) {
+            return method.equals("GET") && uri.contains("/blobs/" + digest);
+        }
+    }
+
+    /** Every request logged so far, in order. */
+    public java.util.List<Request> requests() throws IOException {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        java.util.List<Request> out = new java.util.ArrayList<>();
+        for (String line : log().split("\n")) {
+            if (!line.startsWith("{") || !line.contains("\"http.request.method\"") || !line.contains("\"http.response.status\"")) {
+                continue;
+            }
+            com.fasterxml.jackson.databind.JsonNode r = json.readTree(line);
+            out.add(new Request(r.path("http.request.method").asText(), r.path("http.request.uri").asText(),
+                    r.path("http.request.useragent").asText(), r.path("http.response.written").asLong()));
+        }
+        return out;
+    }
+
     /** Bytes of blob bodies the registry sent (its egress), from its access log. */
     public long blobBytesServed() throws IOException {
         long total = 0;

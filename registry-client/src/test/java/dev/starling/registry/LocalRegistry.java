@@ -91,6 +91,11 @@ public final class LocalRegistry implements AutoCloseable {
         return server.blobBytesServed();
     }
 
+    /** Every request the registry logged so far. */
+    public java.util.List<LocalRegistryServer.Request> requests() throws IOException {
+        return server.requests();
+    }
+
     static String run(String... cmd) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

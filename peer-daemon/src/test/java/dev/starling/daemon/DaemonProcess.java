@@ -1,0 +1,104 @@
+package dev.starling.daemon;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.starling.cli.StarlingCli;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real `starling daemon` process for tests: its own root, control socket and log under a
+ * directory, the JVM flags bin/starling gives it, started and waited for until its socket answers.
+ * Closing stops it with SIGTERM, as an operator would (it unmounts), and kills it after 30 s.
+ */
+public final class DaemonProcess implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final Process process;
+    private final Path root;
+    private final Path socket;
+    private final Path log;
+
+    private DaemonProcess(Process process, Path root, Path socket, Path log) {
+        this.process = process;
+        this.root = root;
+        this.socket = socket;
+        this.log = log;
+    }
+
+    /** The JVM that runs the tests, with the daemon's flags, running the CLI on the test class path. */
+    public static List<String> starlingCommand() {
+        return new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED", "--add-opens=java.base/java.util=ALL-UNNAMED",
+                "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/java.nio=ALL-UNNAMED",
+                "-Xmx512m", "-cp", System.getProperty("java.class.path"), StarlingCli.class.getName()));
+    }
+
+    /** Starts a daemon named {@code name} under {@code dir} ({@code dir/name} its root), with {@code options} added. */
+    public static DaemonProcess start(Path dir, String name, List<String> options) throws IOException {
+        Path root = dir.resolve(name);
+        Path socket = dir.resolve(name + ".sock");
+        Path log = dir.resolve(name + ".log");
+        List<String> argv = starlingCommand();
+        argv.addAll(List.of("daemon", "--root", root.toString(), "--socket", socket.toString()));
+        argv.addAll(options);
+        Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        return new DaemonProcess(p, root, socket, log);
+    }
+
+    /** Waits up to a minute for the control socket to answer. */
+    public DaemonProcess awaitReady() throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!ControlSocket.answers(socket) && process.isAlive() && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+        }
+        if (!ControlSocket.answers(socket)) {
+            throw new IOException("the daemon did not come up: " + log());
+        }
+        return this;
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    public Path socket() {
+        return socket;
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** What `starling status --json` shows. */
+    public JsonNode status() throws IOException {
+        return ControlSocket.call(socket, JSON.createObjectNode().put("op", "status"));
+    }
+
+    public String log() {
+        try {
+            return Files.readString(log);
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    /** kill -9: what a crash or an OOM kill does; its mounts stay behind, dead. */
+    public void kill() throws InterruptedException {
+        process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        if (process.isAlive()) {
+            process.destroy();
+            if (!process.waitFor(30, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+}
