@@ -3,6 +3,7 @@ package dev.starling.cli;
 import dev.starling.daemon.Daemon;
 import dev.starling.daemon.DaemonConfig;
 import dev.starling.registry.RegistryClient;
+import dev.starling.store.HelperCredentials;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -88,6 +89,11 @@ final class DaemonCommand implements Callable<Integer> {
     @Option(names = "--store-ttl", paramLabel = "DURATION", converter = Sizes.DurationConverter.class,
             description = "how long the store keeps a layer open after its last user (e.g. 90s, 2m; default: 2m)")
     java.time.Duration storeTtl = DaemonConfig.Store.DEFAULT_TTL;
+
+    @Option(names = "--store-auth-file", paramLabel = "FILE",
+            description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
+                    + "restarted daemon resolves private images before the next pull (default: memory only)")
+    Path storeAuthFile;
 
     @Mixin
     RegistryOptions registry = new RegistryOptions();
@@ -226,8 +232,10 @@ final class DaemonCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }
         Privileges.requireMountPrivileges();
-        try (RegistryClient client = new RegistryClient(registry.settings());
-             Daemon daemon = Daemon.start(config, client)) {
+        HelperCredentials helper = storeAuthFile == null ? HelperCredentials.inMemory() : HelperCredentials.persistedIn(storeAuthFile);
+        RegistryClient.Settings settings = registry.settings();
+        try (RegistryClient client = new RegistryClient(settings.withCredentials(helper.before(settings.credentials())));
+             Daemon daemon = Daemon.start(config, client, helper)) {
             System.out.println("starling daemon " + config.nodeId() + " (cluster " + clusterId + ", " + (peers.size())
                     + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket
                     + (daemon.storeMountPoint() == null ? "" : ", layer store at " + daemon.storeMountPoint())

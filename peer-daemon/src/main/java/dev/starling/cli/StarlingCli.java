@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "starling", mixinStandardHelpOptions = true, versionProvider = StarlingCli.Version.class,
         description = "Lazy, peer-to-peer eStargz image layers for large clusters.",
         subcommands = {ConvertCommand.class, InspectCommand.class, MountCommand.class, UmountCommand.class,
-                DaemonCommand.class, StatusCommand.class, DemoCommand.class,
+                DaemonCommand.class, StatusCommand.class, StoreAuthCommand.class, DemoCommand.class,
                 CommandLine.HelpCommand.class})
 public final class StarlingCli {
 

@@ -27,6 +27,7 @@ import dev.starling.protocol.PeerServer;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.RegistryClient;
+import dev.starling.store.HelperCredentials;
 import dev.starling.store.StoreLayers;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -66,6 +67,8 @@ public final class Daemon implements AutoCloseable {
     private final ControlSocket control;
     private final DaemonMetrics metrics;
     private final StoreLayers storeLayers;
+    /** Where `starling store-auth` puts what containers/image hands its auth helper; null when the client does not consult it. */
+    private final HelperCredentials helperCredentials;
     private final StoreMount layerStore;
     private final java.util.concurrent.ScheduledExecutorService sweeper;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
@@ -73,9 +76,11 @@ public final class Daemon implements AutoCloseable {
     private final CountDownLatch closed = new CountDownLatch(1);
     private int nextMount;
 
-    private Daemon(DaemonConfig config, RegistryClient client) throws IOException, InterruptedException {
+    private Daemon(DaemonConfig config, RegistryClient client, HelperCredentials helperCredentials)
+            throws IOException, InterruptedException {
         this.config = config;
         this.client = client;
+        this.helperCredentials = helperCredentials;
         Path chunks = config.root().resolve("chunks");
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
         this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), ChunkStore.DEFAULT_MEMORY_BYTES, FetchOptions.DEFAULTS);
@@ -177,8 +182,13 @@ public final class Daemon implements AutoCloseable {
     }
 
     public static Daemon start(DaemonConfig config, RegistryClient client) throws IOException {
+        return start(config, client, null);
+    }
+
+    /** Starts a daemon whose {@code client} consults {@code helperCredentials} (may be null), which `starling store-auth` fills. */
+    public static Daemon start(DaemonConfig config, RegistryClient client, HelperCredentials helperCredentials) throws IOException {
         try {
-            return new Daemon(config, client);
+            return new Daemon(config, client, helperCredentials);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while starting", e);
@@ -202,7 +212,8 @@ public final class Daemon implements AutoCloseable {
                         request.path("platform").isTextual() ? request.path("platform").asText() : null);
                 case "umount" -> umount(Path.of(request.path("target").asText()));
                 case "status" -> ok().setAll(status());
-                default -> fail("unknown operation \"" + op + "\" (mount, umount, status)");
+                case "add-credentials" -> addCredentials(request.path("credentials"));
+                default -> fail("unknown operation \"" + op + "\" (mount, umount, status, add-credentials)");
             };
         } catch (IOException | RuntimeException e) {
             return fail(e.getMessage() == null ? e.toString() : e.getMessage());
@@ -215,6 +226,13 @@ public final class Daemon implements AutoCloseable {
 
     private static ObjectNode fail(String error) {
         return ControlSocket.JSON.createObjectNode().put("ok", false).put("error", error);
+    }
+
+    private ObjectNode addCredentials(JsonNode helperInput) throws IOException {
+        if (helperCredentials == null) {
+            return fail("this daemon takes no credentials from the layer store's auth helper");
+        }
+        return ok().put("references", helperCredentials.add(helperInput));
     }
 
     /** Mounts {@code image} at {@code target} through this daemon, as `starling mount --socket` does. */
