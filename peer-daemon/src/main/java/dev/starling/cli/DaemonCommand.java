@@ -109,6 +109,28 @@ final class DaemonCommand implements Callable<Integer> {
                 java.nio.file.Files.readString(tlsPasswordFile).strip().toCharArray());
     }
 
+    /**
+     * Under systemd ({@code Type=notify}), says the daemon is ready: the store is mounted and the
+     * socket answers, so CRI-O (ordered after it) finds the store. The JDK has no datagram Unix
+     * sockets, so {@code systemd-notify} says it; the unit sets {@code NotifyAccess=all} for that.
+     */
+    private static void notifySystemdReady() {
+        if (System.getenv("NOTIFY_SOCKET") == null) {
+            return;
+        }
+        try {
+            Process p = new ProcessBuilder("systemd-notify", "--ready", "--pid=" + ProcessHandle.current().pid())
+                    .redirectErrorStream(true).start();
+            if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) {
+                System.err.println("starling: systemd-notify --ready failed: " + new String(p.getInputStream().readAllBytes()));
+            }
+        } catch (java.io.IOException e) {
+            System.err.println("starling: cannot tell systemd the daemon is ready: " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     static InetSocketAddress address(String text, String option) {
         int colon = text.lastIndexOf(':');
         if (colon <= 0 || colon == text.length() - 1) {
@@ -241,6 +263,7 @@ final class DaemonCommand implements Callable<Integer> {
                     + (daemon.storeMountPoint() == null ? "" : ", layer store at " + daemon.storeMountPoint())
                     + (daemon.metricsAddress() == null ? "" : ", metrics at http:/" + daemon.metricsAddress() + "/metrics"));
             System.out.flush();
+            notifySystemdReady();
             Runtime.getRuntime().addShutdownHook(new Thread(daemon::close, "starling-daemon-stop"));
             daemon.awaitClose();
         }

@@ -74,11 +74,21 @@ public final class HelperCredentials implements CredentialProvider {
         if (!c.isObject()) {
             throw new IllegalArgumentException("the credentials for " + name + " are not a JSON object");
         }
-        String token = c.path("identityToken").asText("");
+        String token = field(c, "identityToken");
         if (!token.isEmpty()) {
             return Credentials.identityToken(token);
         }
-        return Credentials.basic(c.path("username").asText(""), c.path("password").asText(""));
+        return Credentials.basic(field(c, "username"), field(c, "password"));
+    }
+
+    /** A field by name in any case: containers/image writes Go's DockerAuthConfig, which Go decodes so. */
+    private static String field(JsonNode c, String name) {
+        for (var e : c.properties()) {
+            if (e.getKey().equalsIgnoreCase(name)) {
+                return e.getValue().asText("");
+            }
+        }
+        return "";
     }
 
     private synchronized void save() throws IOException {

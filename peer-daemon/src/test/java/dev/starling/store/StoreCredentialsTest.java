@@ -70,8 +70,9 @@ class StoreCredentialsTest {
                 assertTrue(String.valueOf(refused.getReason()).contains("Input/output error"), "no credentials yet: " + refused);
 
                 assertNotEquals(0, storeAuth(daemon.socket(), "not json"), "garbage on stdin is refused");
-                assertEquals(0, storeAuth(daemon.socket(), "{\"" + image + "\":{\"username\":\"" + LocalRegistry.USER
-                        + "\",\"password\":\"" + LocalRegistry.PASSWORD + "\",\"identityToken\":\"\"}}"),
+                // what containers/image writes: Go's DockerAuthConfig, field names as Go spells them
+                assertEquals(0, storeAuth(daemon.socket(), "{\"" + image + "\":{\"Username\":\"" + LocalRegistry.USER
+                        + "\",\"Password\":\"" + LocalRegistry.PASSWORD + "\",\"IdentityToken\":\"\"}}"),
                         Files.readString(dir.resolve("helper.log")));
                 assertEquals("private bytes\n", Files.readString(secret), "resolved with the helper's credentials: " + daemon.log());
                 assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(authFile)),
