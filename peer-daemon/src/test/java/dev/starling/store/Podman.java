@@ -13,15 +13,22 @@ import java.util.concurrent.TimeUnit;
  * naming an Additional Layer Store, runc (crun rejects this machine's cgroup layout), pinned
  * ulimits (there is no CAP_SYS_RESOURCE here), no network, an insecure local registry.
  */
-final class Podman {
+final class Podman implements AutoCloseable {
     record Result(int exit, String output) {
     }
 
     private final Path dir;
+    /**
+     * The run root and temporary files: with a run root path over ~45 characters every `podman run`
+     * here waits 20 s for conmon's timeout (its sockets' paths grow too long), so they live in a
+     * short directory of their own under /tmp, removed on close.
+     */
+    private final Path shortDir;
 
     /** @param store the Additional Layer Store's mount point, or null for none */
     Podman(Path dir, Path store, String insecureRegistry) throws IOException {
         this.dir = Files.createDirectories(dir);
+        this.shortDir = Files.createTempDirectory(Path.of("/tmp"), "pm");
         Files.writeString(dir.resolve("storage.conf"), """
                 [storage]
                 driver = "overlay"
@@ -29,7 +36,7 @@ final class Podman {
                 graphroot = "%s"
                 [storage.options]
                 %s
-                """.formatted(dir.resolve("run"), graphRoot(),
+                """.formatted(shortDir.resolve("run"), graphRoot(),
                 store == null ? "" : "additionallayerstores = [\"" + store + ":ref\"]"));
         Files.writeString(dir.resolve("containers.conf"), """
                 [containers]
@@ -43,7 +50,7 @@ final class Podman {
                 tmp_dir = "%s"
                 static_dir = "%s"
                 volume_path = "%s"
-                """.formatted(dir.resolve("events.log"), dir.resolve("tmp"), graphRoot().resolve("libpod"),
+                """.formatted(dir.resolve("events.log"), shortDir.resolve("tmp"), graphRoot().resolve("libpod"),
                 graphRoot().resolve("volumes")));
         Files.writeString(dir.resolve("registries.conf"), """
                 [[registry]]
@@ -64,7 +71,7 @@ final class Podman {
         pb.environment().put("CONTAINERS_STORAGE_CONF", dir.resolve("storage.conf").toString());
         pb.environment().put("CONTAINERS_CONF", dir.resolve("containers.conf").toString());
         pb.environment().put("CONTAINERS_REGISTRIES_CONF", dir.resolve("registries.conf").toString());
-        pb.environment().put("TMPDIR", Files.createDirectories(dir.resolve("tmp")).toString());
+        pb.environment().put("TMPDIR", Files.createDirectories(shortDir.resolve("tmp")).toString());
         Process p;
         try {
             p = pb.start();
@@ -77,6 +84,15 @@ final class Podman {
             throw new IOException("podman " + String.join(" ", args) + " did not finish in two minutes");
         }
         return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+    }
+
+    @Override
+    public void close() throws IOException {
+        try (var walk = Files.walk(shortDir)) {
+            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     /** Runs podman and fails unless it succeeds; returns what it printed. */

@@ -80,6 +80,9 @@ class PodmanStoreTest {
 
     @AfterEach
     void stop() throws Exception {
+        for (Podman p : podmans) {
+            p.close();
+        }
         for (DaemonProcess d : daemons) {
             d.close();
         }
@@ -88,6 +91,14 @@ class PodmanStoreTest {
         }
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
         assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir + ":\n" + mountinfo);
+    }
+
+    private final List<Podman> podmans = new ArrayList<>();
+
+    private Podman podman(Path podmanDir, Path store) throws IOException {
+        Podman p = new Podman(podmanDir, store, registry.host());
+        podmans.add(p);
+        return p;
     }
 
     private DaemonProcess daemon(String name, String peerListen, List<String> join) throws Exception {
@@ -121,7 +132,7 @@ class PodmanStoreTest {
     void podmanRunsTheImageFromTheStoreWithoutDownloadingItsLayer() throws Exception {
         DaemonProcess node = daemon("node", "127.0.0.1:" + DaemonConfig.freePortPair(), List.of());
         Path store = dir.resolve("node-store");
-        Podman podman = new Podman(dir.resolve("podman"), store, registry.host());
+        Podman podman = podman(dir.resolve("podman"), store);
 
         podman.ok("pull", lazy.toString());
         assertEquals(List.of(), blobGets(layerDigest, 0, "containers/"), "podman downloaded none of the eStargz layer");
@@ -170,7 +181,7 @@ class PodmanStoreTest {
             }
             assertEquals(2, d.status().path("members").size(), "the two see each other: " + d.log());
         }
-        Podman one = new Podman(dir.resolve("podman-first"), dir.resolve("first-store"), registry.host());
+        Podman one = podman(dir.resolve("podman-first"), dir.resolve("first-store"));
         one.ok("pull", "-q", lazy.toString());
         assertEquals(expected, one.ok("run", "--rm", lazy.toString(), "sh", "-c", SCRIPT));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60); // the first node's background fetch completes
@@ -180,7 +191,7 @@ class PodmanStoreTest {
         assertEquals(100, first.status().path("layers").get(0).path("fetchedPercent").asDouble(), 0.001, first.status().toString());
 
         int mark = registry.requests().size();
-        Podman two = new Podman(dir.resolve("podman-second"), dir.resolve("second-store"), registry.host());
+        Podman two = podman(dir.resolve("podman-second"), dir.resolve("second-store"));
         two.ok("pull", "-q", lazy.toString());
         assertEquals(expected, two.ok("run", "--rm", lazy.toString(), "sh", "-c", SCRIPT),
                 "the second node runs the image: " + second.log());
@@ -195,7 +206,7 @@ class PodmanStoreTest {
     @Test
     void fiftyPullRunRmiCyclesHoldNothingForLong() throws Exception {
         DaemonProcess node = daemon("node", "127.0.0.1:" + DaemonConfig.freePortPair(), List.of());
-        Podman podman = new Podman(dir.resolve("podman"), dir.resolve("node-store"), registry.host());
+        Podman podman = podman(dir.resolve("podman"), dir.resolve("node-store"));
         int maxOpen = 0;
         int maxHeld = 0;
         long storeMounts = 0;

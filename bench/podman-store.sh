@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Podman through Starling's Additional Layer Store against a plain pull, side by side on one local
+# registry (docker-registry on loopback): `podman pull` + `podman run` of a ~560 MB image (a
+# glibc/busybox base layer, then two JDKs), the container running `java -version` from the first JDK.
+#   plain: podman pulls the original (gzip) image: downloads, decompresses and unpacks every layer
+#   store: podman pulls the eStargz image through a running `starling daemon --store`: no layer is
+#          downloaded; the run reads what `java -version` touches, lazily
+# Each trial has fresh podman storage and, for the store, a fresh daemon root (cold disk tier); the
+# page cache is dropped first. Rounds interleave the two. Prints medians of RUNS rounds (default 3).
+#   bench/podman-store.sh [RUNS]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+runs="${1:-3}"
+work="$(mktemp -d /tmp/starling-bench-podman.XXXXXX)"
+. "$root/bin/lib/local-registry.sh"
+daemon_pid=""
+cleanup() {
+  stop_daemon
+  stop_local_registry
+  rm -rf "$work"
+}
+stop_daemon() {
+  if [ -n "$daemon_pid" ]; then
+    kill "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  daemon_pid=""
+}
+trap cleanup EXIT
+command -v podman > /dev/null || { echo "podman is not installed: run bin/install-deps" >&2; exit 1; }
+start_local_registry "$work"
+reg="$LOCAL_REGISTRY"
+starling() { "$root/bin/starling" "$@"; }
+starling --version > /dev/null   # build once, outside the timings
+jdk="$(. "$root/bin/lib/jdk.sh" && starling_select_jdk && echo "$JAVA_HOME")"
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+echo "building the image (not timed) ..." >&2
+mkdir -p "$work/base/bin"
+cp /bin/busybox "$work/base/bin/busybox"; ln -s busybox "$work/base/bin/sh"
+libs=$(ldd "$jdk/bin/java" "$jdk/lib/server/libjvm.so" "$jdk/lib/libjli.so" 2>/dev/null | awk '/=>/ {print $3}' | grep '^/lib' | sort -u)
+tar -C / -chf "$work/libs.tar" $(for l in $libs /lib/x86_64-linux-gnu/libz.so.1 /lib64/ld-linux-x86-64.so.2; do [ -e "$l" ] && echo "${l#/}"; done)
+tar -C "$work/base" -rf "$work/libs.tar" bin
+tar -C "$jdk" -cf "$work/jdk25.tar" --transform 's,^\.,opt/jdk25,' .
+tar -C /usr/lib/jvm/java-1.17.0-openjdk-amd64 -cf "$work/jdk17.tar" --transform 's,^\.,opt/jdk17,' .
+python3 "$root/bench/lib/oci-image.py" "$work/oci" src "$work/libs.tar" "$work/jdk25.tar" "$work/jdk17.tar"
+image_bytes=$(( $(stat -c %s "$work/libs.tar") + $(stat -c %s "$work/jdk25.tar") + $(stat -c %s "$work/jdk17.tar") ))
+skopeo copy -q "oci:$work/oci:src" "docker://$reg/bench/app:plain" --dest-tls-verify=false
+starling convert "$reg/bench/app:plain" "$reg/bench/app:esgz" > /dev/null
+rm -rf "$work/oci" "$work"/*.tar "$work/base"
+
+podman_in() { # DIR STORE|"" ARGS...: podman with every file under DIR, as PodmanStoreTest sets it up
+  local dir="$1" store="$2"; shift 2
+  if [ ! -f "$dir/storage.conf" ]; then
+    # with a run root path over ~45 characters every `podman run` here waited 20 s for conmon's
+    # timeout (its sockets' paths grow too long), so the run root and tmp_dir are short, outside
+    # DIR, linked from it
+    mkdir -p "$dir"; ln -s "$(mktemp -d /tmp/pm.XXXXXX)" "$dir/tmp"; mkdir -p "$(readlink "$dir/tmp")/tmp"
+    cat > "$dir/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+runroot = "$(readlink "$dir/tmp")/run"
+graphroot = "$dir/graph"
+[storage.options]
+$([ -n "$store" ] && echo "additionallayerstores = [\"$store:ref\"]")
+EOF
+    cat > "$dir/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+netns = "none"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$dir/events.log"
+tmp_dir = "$(readlink "$dir/tmp")/tmp"
+static_dir = "$dir/graph/libpod"
+volume_path = "$dir/graph/volumes"
+EOF
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$reg" > "$dir/registries.conf"
+  fi
+  CONTAINERS_STORAGE_CONF="$dir/storage.conf" CONTAINERS_CONF="$dir/containers.conf" \
+    CONTAINERS_REGISTRIES_CONF="$dir/registries.conf" TMPDIR="$(readlink "$dir/tmp")/tmp" podman "$@"
+}
+
+trial() { # KIND ROUND: prints "pull run" seconds
+  local kind="$1" round="$2" dir="$work/podman-$1-$2" store="" tag="plain"
+  if [ "$kind" = store ]; then
+    store="$work/daemon-$round/store"; tag="esgz"
+    # bin/starling itself, not the function: $! must be the daemon (bin/starling execs java) for kill to stop it
+    "$root/bin/starling" daemon --root "$work/daemon-$round" --socket "$work/daemon-$round.sock" --store "$store" \
+      --peer-listen "127.0.0.1:$((17400 + round * 2))" --cache-size 4G > "$work/daemon-$round.log" 2>&1 &
+    daemon_pid=$!
+    for _ in $(seq 300); do mountpoint -q "$store" && break; sleep 0.1; done
+    mountpoint -q "$store" || { cat "$work/daemon-$round.log" >&2; exit 1; }
+  fi
+  drop_caches
+  local t0 t1 t2 out
+  t0=$(now)
+  podman_in "$dir" "$store" pull -q "$reg/bench/app:$tag" > /dev/null
+  t1=$(now)
+  out=$(podman_in "$dir" "$store" run --rm "$reg/bench/app:$tag" /opt/jdk25/bin/java -version 2>&1)
+  t2=$(now)
+  echo "$out" | grep -q 'version "25' || { echo "the $kind container did not run java: $out" >&2; exit 1; }
+  podman_in "$dir" "$store" rmi -a -f > /dev/null 2>&1 || true
+  if [ "$kind" = store ]; then stop_daemon; fi
+  rm -rf "$(readlink "$dir/tmp")" "$dir" "$work/daemon-$round"
+  echo "$(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
+}
+
+: > "$work/plain"; : > "$work/store"
+for round in $(seq "$runs"); do
+  for kind in plain store; do
+    r=$(trial "$kind" "$round")
+    echo "round $round $kind: pull ${r% *} s, run ${r#* } s" >&2
+    echo "$r" >> "$work/$kind"
+  done
+done
+col() { awk -v c="$1" '{print $c}' "$2" | median; }
+tot() { awk '{print $1 + $2}' "$1" | median; }
+printf '\npodman pull + podman run (java -version) of a %d MB image, medians of %d rounds, page cache dropped\n' \
+  "$((image_bytes / 1000000))" "$runs"
+printf '%-34s %10s %10s %10s\n' "" "pull s" "run s" "total s"
+printf '%-34s %10.2f %10.2f %10.2f\n' "plain pull of the original image" "$(col 1 "$work/plain")" "$(col 2 "$work/plain")" "$(tot "$work/plain")"
+printf '%-34s %10.2f %10.2f %10.2f\n' "through Starling's layer store" "$(col 1 "$work/store")" "$(col 2 "$work/store")" "$(tot "$work/store")"
+printf '%-34s %10.1fx\n' "total, plain / store" "$(echo "$(tot "$work/plain") / $(tot "$work/store")" | bc -l)"
