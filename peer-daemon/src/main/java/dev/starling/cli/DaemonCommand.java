@@ -90,6 +90,14 @@ final class DaemonCommand implements Callable<Integer> {
             description = "how long the store keeps a layer open after its last user (e.g. 90s, 2m; default: 2m)")
     java.time.Duration storeTtl = DaemonConfig.Store.DEFAULT_TTL;
 
+    @Option(names = "--containerd-socket", paramLabel = "PATH",
+            description = "serve containerd's snapshots API here, as the proxy snapshotter \"starling\" "
+                    + "(default: ${DEFAULT-VALUE})")
+    Path containerdSocket = DaemonConfig.DEFAULT_CONTAINERD_SOCKET;
+
+    @Option(names = "--no-containerd", description = "serve no containerd snapshotter")
+    boolean noContainerd;
+
     @Option(names = "--store-auth-file", paramLabel = "FILE",
             description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
                     + "restarted daemon resolves private images before the next pull (default: memory only)")
@@ -249,7 +257,8 @@ final class DaemonCommand implements Callable<Integer> {
         DaemonConfig config = new DaemonConfig(root, socket, listen, peers, zone, clusterId,
                 Set.copyOf(allowRegistries), cacheSize,
                 metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls(),
-                noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl));
+                noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
+                noContainerd ? null : containerdSocket);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }
@@ -261,6 +270,7 @@ final class DaemonCommand implements Callable<Integer> {
             System.out.println("starling daemon " + config.nodeId() + " (cluster " + clusterId + ", " + (peers.size())
                     + " peer address(es)) serving peers at " + daemon.peerAddress() + ", control socket " + socket
                     + (daemon.storeMountPoint() == null ? "" : ", layer store at " + daemon.storeMountPoint())
+                    + (config.containerdSocket() == null ? "" : ", containerd snapshotter at " + config.containerdSocket())
                     + (daemon.metricsAddress() == null ? "" : ", metrics at http:/" + daemon.metricsAddress() + "/metrics"));
             System.out.flush();
             notifySystemdReady();

@@ -16,6 +16,7 @@ import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.mount.ImageMount;
+import dev.starling.mount.ImageResolver;
 import dev.starling.mount.OpenLayers;
 import dev.starling.peer.PeerChunkProvider;
 import dev.starling.peer.PeerConnections;
@@ -27,6 +28,7 @@ import dev.starling.protocol.PeerServer;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.RegistryClient;
+import dev.starling.snapshot.SnapshotServer;
 import dev.starling.store.HelperCredentials;
 import dev.starling.store.StoreLayers;
 import java.io.IOException;
@@ -66,10 +68,11 @@ public final class Daemon implements AutoCloseable {
     private final PeerServer peers;
     private final ControlSocket control;
     private final DaemonMetrics metrics;
-    private final StoreLayers storeLayers;
+    private final ImageResolver images;
     /** Where `starling store-auth` puts what containers/image hands its auth helper; null when the client does not consult it. */
     private final HelperCredentials helperCredentials;
     private final StoreMount layerStore;
+    private final SnapshotServer snapshotter;
     private final java.util.concurrent.ScheduledExecutorService sweeper;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -108,10 +111,12 @@ public final class Daemon implements AutoCloseable {
         this.peers = PeerServer.start(config.peerListen(), peerSettings, provider);
         DaemonConfig.Store storeConfig = config.store();
         Duration storeTtl = storeConfig == null ? DaemonConfig.Store.DEFAULT_TTL : storeConfig.ttl();
-        this.storeLayers = new StoreLayers(client, layers, executor, ref -> mountedRegistries.add(ref.registry()),
+        this.images = new ImageResolver(client, layers, executor, ref -> mountedRegistries.add(ref.registry()),
                 storeTtl, System::nanoTime);
-        this.layerStore = storeConfig == null ? null
-                : StoreMount.mount(storeLayers, storeConfig.mountPoint(), MountOptions.DEFAULTS, storeTtl, System::nanoTime);
+        this.layerStore = storeConfig == null ? null : StoreMount.mount(new StoreLayers(images), storeConfig.mountPoint(),
+                MountOptions.DEFAULTS, storeTtl, System::nanoTime);
+        this.snapshotter = config.containerdSocket() == null ? null : SnapshotServer.start(config.containerdSocket(),
+                config.root().resolve("snapshotter"), images, MountOptions.DEFAULTS, executor);
         this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "starling-store-sweep");
             t.setDaemon(true);
@@ -129,7 +134,7 @@ public final class Daemon implements AutoCloseable {
             if (layerStore != null) {
                 layerStore.fileSystem().sweep();
             }
-            storeLayers.sweep();
+            images.sweep();
         } catch (RuntimeException e) { // a failed sweep must not end the schedule
             LOG.warning("sweeping the layer store: " + e);
         }
@@ -281,9 +286,18 @@ public final class Daemon implements AutoCloseable {
         s.put("diskTierBytes", store.disk().bytes());
         ArrayNode mounted = s.putArray("mounts");
         mounts.keySet().forEach(p -> mounted.add(p.toString()));
+        if (snapshotter != null) {
+            ObjectNode sn = s.putObject("snapshotter");
+            sn.put("socket", snapshotter.socket().toString());
+            ArrayNode list = sn.putArray("snapshots");
+            for (dev.starling.snapshot.Snapshot snap : snapshotter.snapshots()) {
+                list.addObject().put("key", snap.key()).put("kind", snap.kind().name().toLowerCase()).put("parent", snap.parent())
+                        .put("remote", snap.isRemote());
+            }
+        }
         if (layerStore != null) {
             ObjectNode st = s.putObject("store");
-            st.put("mountPoint", layerStore.mountPoint().toString()).put("images", storeLayers.images());
+            st.put("mountPoint", layerStore.mountPoint().toString()).put("images", images.size());
             ArrayNode held = st.putArray("layers");
             for (StoreFileSystem.Held h : layerStore.fileSystem().held()) {
                 held.addObject().put("image", h.imageRef()).put("key", h.key()).put("users", h.users())
@@ -315,6 +329,9 @@ public final class Daemon implements AutoCloseable {
             mounts.clear();
         }
         sweeper.shutdownNow();
+        if (snapshotter != null) {
+            snapshotter.close();
+        }
         if (layerStore != null) {
             try {
                 layerStore.close();
@@ -322,7 +339,7 @@ public final class Daemon implements AutoCloseable {
                 LOG.warning("unmounting the layer store: " + e);
             }
         }
-        storeLayers.close();
+        images.close();
         if (metrics != null) {
             metrics.close();
         }

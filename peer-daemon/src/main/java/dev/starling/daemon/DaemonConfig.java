@@ -19,13 +19,14 @@ import java.util.Set;
  * @param metricsListen where the Prometheus endpoint listens ({@code /metrics}), or null for none
  * @param tls        mutual TLS between peers with the cluster CA, or null for plain TCP
  * @param store      the Additional Layer Store for CRI-O and Podman, or null for none
+ * @param containerdSocket where containerd reaches the remote snapshotter (state under {@code root/snapshotter}), or null for none
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
-                           Tls tls, Store store) {
+                           Tls tls, Store store, Path containerdSocket) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null);
     }
 
     /**
@@ -51,6 +52,7 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
     public static final Path DEFAULT_ROOT = Path.of("/var/lib/starling");
     /** The store's mount point under the root, unless told otherwise: {@code /var/lib/starling/store} by default. */
     public static final String STORE_DIRECTORY = "store";
+    public static final Path DEFAULT_CONTAINERD_SOCKET = Path.of("/run/starling/containerd.sock");
     public static final Path DEFAULT_SOCKET = Path.of("/run/starling/starling.sock");
     public static final int DEFAULT_PEER_PORT = 7400;
 

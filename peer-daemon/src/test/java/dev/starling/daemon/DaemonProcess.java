@@ -45,6 +45,9 @@ public final class DaemonProcess implements AutoCloseable {
         Path log = dir.resolve(name + ".log");
         List<String> argv = starlingCommand();
         argv.addAll(List.of("daemon", "--root", root.toString(), "--socket", socket.toString()));
+        if (!options.contains("--containerd-socket")) { // never the node's own: tests run daemons side by side
+            argv.add("--no-containerd");
+        }
         argv.addAll(options);
         Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         return new DaemonProcess(p, root, socket, log);

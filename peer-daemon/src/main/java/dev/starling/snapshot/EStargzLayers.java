@@ -1,0 +1,117 @@
+package dev.starling.snapshot;
+
+import dev.starling.convert.ImageConverter;
+import dev.starling.fuse.LayerMount;
+import dev.starling.fuse.MountOptions;
+import dev.starling.fuse.MountTable;
+import dev.starling.fuse.StateFile;
+import dev.starling.mount.ImageResolver;
+import dev.starling.mount.OpenLayers;
+import dev.starling.registry.ImageReference;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.logging.Logger;
+
+/**
+ * Remote layers for the snapshotter from the node's open layers: the image and layer the labels
+ * name (the CRI's {@code containerd.io/snapshot/cri.*} labels, else {@code ctr-remote}'s
+ * {@code containerd.io/snapshot/remote/stargz.*}), verified against the TOC digest label, which is
+ * required, each mounted through FUSE where containerd's overlay takes it as a lower directory.
+ * Resolving the image opens its other eStargz layers ahead, so the next Prepares are quick.
+ */
+final class EStargzLayers implements RemoteLayers {
+    private static final Logger LOG = Logger.getLogger(EStargzLayers.class.getName());
+    static final String CRI_IMAGE = "containerd.io/snapshot/cri.image-ref";
+    static final String CRI_LAYER = "containerd.io/snapshot/cri.layer-digest";
+    static final String STARGZ_IMAGE = "containerd.io/snapshot/remote/stargz.reference";
+    static final String STARGZ_LAYER = "containerd.io/snapshot/remote/stargz.digest";
+
+    private final ImageResolver images;
+    private final MountOptions options;
+    private final Map<Path, Mounted> mounted = new ConcurrentHashMap<>();
+
+    private record Mounted(OpenLayers.Layer layer, LayerMount mount) {
+    }
+
+    EStargzLayers(ImageResolver images, MountOptions options) {
+        this.images = images;
+        this.options = options;
+    }
+
+    private static String label(Map<String, String> labels, String first, String second, String what) throws IOException {
+        String v = labels.getOrDefault(first, labels.get(second));
+        if (v == null || v.isEmpty()) {
+            throw new IOException("no " + what + " label (" + first + " or " + second + "); with CRI, set "
+                    + "disable_snapshot_annotations = false");
+        }
+        return v;
+    }
+
+    @Override
+    public synchronized void mount(Path dir, Map<String, String> labels) throws IOException {
+        String imageRef = label(labels, CRI_IMAGE, STARGZ_IMAGE, "image reference");
+        String layerDigest = label(labels, CRI_LAYER, STARGZ_LAYER, "layer digest");
+        String toc = labels.get(ImageConverter.TOC_DIGEST);
+        if (toc == null || toc.isEmpty()) {
+            throw new IOException("no " + ImageConverter.TOC_DIGEST + " label: the layer is not eStargz, or its TOC "
+                    + "cannot be verified");
+        }
+        ImageResolver.Image image = images.resolve(ImageReference.parse(imageRef));
+        int index = image.indexOf(layerDigest);
+        if (index < 0 || !image.layers().get(index).digest().toString().equals(layerDigest)) {
+            throw new IOException(imageRef + " has no layer " + layerDigest);
+        }
+        String manifestToc = image.layers().get(index).annotations().get(ImageConverter.TOC_DIGEST);
+        if (!toc.equals(manifestToc)) {
+            throw new IOException("layer " + layerDigest + ": the TOC digest label " + toc + " is not the manifest's "
+                    + manifestToc);
+        }
+        OpenLayers.Layer layer = images.acquire(image, index);
+        try {
+            unmountQuietly(dir);
+            LayerMount mount = LayerMount.mount(layer.blob().index(), layer.reader(), dir,
+                    image.ref().repository() + "@" + layer.digest().shortHex(),
+                    new StateFile(layer.digest() + ".json", layer.reader()::stateJson), options);
+            mounted.put(dir, new Mounted(layer, mount));
+        } catch (IOException | RuntimeException e) {
+            images.release(layer);
+            throw e;
+        }
+    }
+
+    @Override
+    public void check(Path dir, Map<String, String> labels) throws IOException {
+        Mounted m = mounted.get(dir);
+        if (m != null && !MountTable.isDead(dir) && MountTable.at(dir).isPresent()) {
+            return;
+        }
+        LOG.info("mounting the remote layer at " + dir + " again");
+        mount(dir, labels);
+    }
+
+    @Override
+    public synchronized void unmount(Path dir) {
+        unmountQuietly(dir);
+    }
+
+    private void unmountQuietly(Path dir) {
+        Mounted m = mounted.remove(dir);
+        if (m != null) {
+            try {
+                m.mount().close();
+            } catch (IOException e) {
+                LOG.warning("unmounting " + dir + ": " + e.getMessage());
+            }
+            images.release(m.layer());
+        }
+    }
+
+    /** Unmounts every layer (the daemon is stopping). */
+    synchronized void close() {
+        for (Path dir : java.util.List.copyOf(mounted.keySet())) {
+            unmountQuietly(dir);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+package dev.starling.snapshot;
+
+import dev.starling.fuse.MountOptions;
+import dev.starling.mount.ImageResolver;
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The daemon as containerd's remote snapshotter: the snapshots service on a unix socket (root
+ * only), its state under a root directory, remote layers from the node's open layers.
+ * containerd's config names the socket as a proxy plugin of type "snapshot".
+ */
+public final class SnapshotServer implements AutoCloseable {
+    private final Server server;
+    private final Snapshotter snapshotter;
+    private final EStargzLayers remote;
+    private final EpollEventLoopGroup group;
+    private final Path socket;
+
+    private SnapshotServer(Server server, Snapshotter snapshotter, EStargzLayers remote, EpollEventLoopGroup group, Path socket) {
+        this.server = server;
+        this.snapshotter = snapshotter;
+        this.remote = remote;
+        this.group = group;
+        this.socket = socket;
+    }
+
+    /** Serves the snapshotter of state {@code root} at {@code socket}, mounting remote layers again as they are used. */
+    public static SnapshotServer start(Path socket, Path root, ImageResolver images, MountOptions options,
+                                       ExecutorService executor) throws IOException {
+        EStargzLayers remote = new EStargzLayers(images, options);
+        Snapshotter snapshotter = new Snapshotter(root, remote, Clock.systemUTC());
+        Files.createDirectories(socket.toAbsolutePath().getParent());
+        Files.deleteIfExists(socket); // a killed daemon's socket file; nothing listens on it
+        EpollEventLoopGroup group = new EpollEventLoopGroup(2);
+        Server server;
+        try {
+            server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                    .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(group).workerEventLoopGroup(group)
+                    .executor(executor).addService(new SnapshotService(snapshotter)).build().start();
+            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        } catch (IOException | RuntimeException e) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            snapshotter.close();
+            throw new IOException("cannot serve the containerd snapshotter at " + socket + ": " + e.getMessage(), e);
+        }
+        snapshotter.restore(executor);
+        return new SnapshotServer(server, snapshotter, remote, group, socket);
+    }
+
+    public Path socket() {
+        return socket;
+    }
+
+    /** The snapshots held, for status. */
+    public List<Snapshot> snapshots() {
+        return snapshotter.all();
+    }
+
+    /** Stops serving and unmounts the remote layers (running containers lose them, as with stargz-snapshotter). */
+    @Override
+    public void close() {
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+                server.shutdownNow();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            server.shutdownNow();
+        }
+        remote.close();
+        snapshotter.close();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException e) {
+            // the next start removes it
+        }
+    }
+}
