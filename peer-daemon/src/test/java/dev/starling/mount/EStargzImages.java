@@ -51,6 +51,11 @@ public final class EStargzImages {
 
     /** Pushes an image of {@code layers} (bottom first), each eStargz one annotated with its TOC digest, as the converter does. */
     public static void push(RegistryClient client, ImageReference ref, List<Layer> layers) throws IOException {
+        push(client, ref, layers, List.of());
+    }
+
+    /** {@link #push(RegistryClient, ImageReference, List)} with a command the image runs by default (its config's Cmd). */
+    public static void push(RegistryClient client, ImageReference ref, List<Layer> layers, List<String> cmd) throws IOException {
         StringBuilder descriptors = new StringBuilder();
         StringBuilder diffIds = new StringBuilder();
         for (Layer layer : layers) {
@@ -72,8 +77,10 @@ public final class EStargzImages {
             }
             descriptors.append('}');
         }
-        byte[] config = ("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
-                + diffIds + "]}}").getBytes(StandardCharsets.UTF_8);
+        String command = cmd.isEmpty() ? "" : ",\"config\":{\"Cmd\":[" + String.join(",", cmd.stream()
+                .map(c -> "\"" + c + "\"").toList()) + "]}";
+        byte[] config = ("{\"architecture\":\"amd64\",\"os\":\"linux\"" + command
+                + ",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[" + diffIds + "]}}").getBytes(StandardCharsets.UTF_8);
         Path configFile = Files.createTempFile("config", ".json");
         try {
             Files.write(configFile, config);

@@ -28,6 +28,15 @@ final class Containerd implements AutoCloseable {
     }
 
     static Containerd start(Path dir, Path snapshotterSocket) throws IOException, InterruptedException {
+        return start(dir, snapshotterSocket, "", "");
+    }
+
+    /**
+     * Starts containerd; {@code criKeys} go into the CRI plugin's table ({@code sandbox_image = ...}),
+     * {@code extraTables} after it ({@code [plugins."io.containerd.grpc.v1.cri".registry.mirrors...]}).
+     */
+    static Containerd start(Path dir, Path snapshotterSocket, String criKeys, String extraTables)
+            throws IOException, InterruptedException {
         Files.createDirectories(dir);
         Path socket = dir.resolve("containerd.sock");
         Files.writeString(dir.resolve("config.toml"), """
@@ -41,10 +50,11 @@ final class Containerd implements AutoCloseable {
                     type = "snapshot"
                     address = "%s"
                 [plugins."io.containerd.grpc.v1.cri"]
-                  disable_snapshot_annotations = false
+                %s
                 [plugins."io.containerd.grpc.v1.cri".containerd]
                   snapshotter = "starling"
-                """.formatted(dir.resolve("root"), dir.resolve("state"), socket, snapshotterSocket));
+                  disable_snapshot_annotations = false
+                """.formatted(dir.resolve("root"), dir.resolve("state"), socket, snapshotterSocket, criKeys) + extraTables);
         Process p;
         try {
             p = new ProcessBuilder("containerd", "--config", dir.resolve("config.toml").toString()).redirectErrorStream(true)
