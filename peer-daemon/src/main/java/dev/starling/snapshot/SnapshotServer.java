@@ -22,6 +22,14 @@ import java.util.concurrent.TimeUnit;
  * containerd's config names the socket as a proxy plugin of type "snapshot".
  */
 public final class SnapshotServer implements AutoCloseable {
+    /** gRPC's Netty sets TCP keep-alive on every connection and warns that a unix socket has none; nothing is wrong. */
+    private static final java.util.logging.Logger BOOTSTRAP_LOG =
+            java.util.logging.Logger.getLogger("io.grpc.netty.shaded.io.netty.bootstrap.AbstractBootstrap");
+
+    static {
+        BOOTSTRAP_LOG.setLevel(java.util.logging.Level.SEVERE);
+    }
+
     private final Server server;
     private final Snapshotter snapshotter;
     private final EStargzLayers remote;
