@@ -98,6 +98,15 @@ final class DaemonCommand implements Callable<Integer> {
     @Option(names = "--no-containerd", description = "serve no containerd snapshotter")
     boolean noContainerd;
 
+    @Option(names = "--image-service-socket", paramLabel = "PATH",
+            description = "serve the CRI image-service proxy here for kubelet's --image-service-endpoint: pulls go on to "
+                    + "containerd, their credentials are kept for the snapshotter (default: none)")
+    Path imageServiceSocket;
+
+    @Option(names = "--containerd-cri-socket", paramLabel = "PATH",
+            description = "containerd's CRI socket, where the image-service proxy sends every call (default: ${DEFAULT-VALUE})")
+    Path containerdCriSocket = DaemonConfig.ImageService.DEFAULT_CONTAINERD;
+
     @Option(names = "--store-auth-file", paramLabel = "FILE",
             description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
                     + "restarted daemon resolves private images before the next pull (default: memory only)")
@@ -258,7 +267,8 @@ final class DaemonCommand implements Callable<Integer> {
                 Set.copyOf(allowRegistries), cacheSize,
                 metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls(),
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
-                noContainerd ? null : containerdSocket);
+                noContainerd ? null : containerdSocket,
+                imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket));
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

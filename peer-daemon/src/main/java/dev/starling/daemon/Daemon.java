@@ -28,6 +28,7 @@ import dev.starling.protocol.PeerServer;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.RegistryClient;
+import dev.starling.snapshot.ImageServiceProxy;
 import dev.starling.snapshot.SnapshotServer;
 import dev.starling.store.HelperCredentials;
 import dev.starling.store.StoreLayers;
@@ -73,6 +74,7 @@ public final class Daemon implements AutoCloseable {
     private final HelperCredentials helperCredentials;
     private final StoreMount layerStore;
     private final SnapshotServer snapshotter;
+    private final ImageServiceProxy imageService;
     private final java.util.concurrent.ScheduledExecutorService sweeper;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -117,6 +119,11 @@ public final class Daemon implements AutoCloseable {
                 MountOptions.DEFAULTS, storeTtl, System::nanoTime);
         this.snapshotter = config.containerdSocket() == null ? null : SnapshotServer.start(config.containerdSocket(),
                 config.root().resolve("snapshotter"), images, MountOptions.DEFAULTS, executor);
+        if (config.imageService() != null && helperCredentials == null) {
+            throw new IllegalArgumentException("the CRI image-service proxy keeps pulls' credentials: start the daemon with them");
+        }
+        this.imageService = config.imageService() == null ? null : ImageServiceProxy.start(config.imageService().listen(),
+                config.imageService().containerd(), helperCredentials, executor);
         this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "starling-store-sweep");
             t.setDaemon(true);
@@ -329,6 +336,9 @@ public final class Daemon implements AutoCloseable {
             mounts.clear();
         }
         sweeper.shutdownNow();
+        if (imageService != null) {
+            imageService.close();
+        }
         if (snapshotter != null) {
             snapshotter.close();
         }

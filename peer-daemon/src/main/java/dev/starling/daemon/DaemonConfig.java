@@ -20,13 +20,24 @@ import java.util.Set;
  * @param tls        mutual TLS between peers with the cluster CA, or null for plain TCP
  * @param store      the Additional Layer Store for CRI-O and Podman, or null for none
  * @param containerdSocket where containerd reaches the remote snapshotter (state under {@code root/snapshotter}), or null for none
+ * @param imageService the CRI image-service proxy kubelet's {@code --image-service-endpoint} names, or null for none
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
-                           Tls tls, Store store, Path containerdSocket) {
+                           Tls tls, Store store, Path containerdSocket, ImageService imageService) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null);
+    }
+
+    /**
+     * The CRI image-service proxy.
+     *
+     * @param listen     where kubelet's {@code --image-service-endpoint} points
+     * @param containerd containerd's CRI socket, where every image call goes on to
+     */
+    public record ImageService(Path listen, Path containerd) {
+        public static final Path DEFAULT_CONTAINERD = Path.of("/run/containerd/containerd.sock");
     }
 
     /**

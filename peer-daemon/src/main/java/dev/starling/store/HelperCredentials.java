@@ -70,6 +70,12 @@ public final class HelperCredentials implements CredentialProvider {
         return parsed.size();
     }
 
+    /** Keeps {@code credentials} for {@code registry} (what the CRI image-service proxy saw a pull carry). */
+    public void put(String registry, Credentials credentials) throws IOException {
+        byRegistry.put(registry, credentials);
+        save();
+    }
+
     private static Credentials parse(String name, JsonNode c) {
         if (!c.isObject()) {
             throw new IllegalArgumentException("the credentials for " + name + " are not a JSON object");

@@ -156,4 +156,131 @@ class KubeletPathTest {
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
         assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
     }
+    /**
+     * kubelet's image pull secret reaches the snapshotter through the CRI image-service proxy: a
+     * private image pulled straight from containerd falls back to a download (the daemon has no
+     * credentials), the same kind of image pulled through the proxy with its AuthConfig is lazy.
+     */
+    @Test
+    void aPrivateImageIsLazyWhenItsPullComesThroughTheImageServiceProxy() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree"));
+        Files.createDirectories(tree.resolve("bin"));
+        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
+        for (String applet : List.of("sh", "cat", "sleep")) {
+            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
+        }
+        Files.createDirectories(tree.resolve("data"));
+        Files.writeString(tree.resolve("data/hello.txt"), "direct\n");
+        EStargzImages.Layer direct = EStargzImages.convert(tree, dir.resolve("direct.esgz"), ConvertOptions.defaults());
+        Files.writeString(tree.resolve("data/hello.txt"), "through the proxy\n");
+        EStargzImages.Layer proxied = EStargzImages.convert(tree, dir.resolve("proxied.esgz"), ConvertOptions.defaults());
+        EStargzImages.Layer pause = EStargzImages.plain(tree, dir.resolve("pause.tar.gz"));
+        Path socket = dir.resolve("sn.sock");
+        Path proxy = dir.resolve("images.sock");
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.HTPASSWD)) {
+            ImageReference first = registry.ref("private/app:direct");
+            ImageReference second = registry.ref("private/app:proxied");
+            ImageReference sandbox = registry.ref("private/pause:v1");
+            try (RegistryClient client = new RegistryClient(RegistryClient.Settings.defaults().withCredentials(
+                    dev.starling.registry.CredentialProvider.of(registry.host(),
+                            dev.starling.registry.Credentials.basic(LocalRegistry.USER, LocalRegistry.PASSWORD))))) {
+                EStargzImages.push(client, first, List.of(direct));
+                EStargzImages.push(client, second, List.of(proxied));
+                EStargzImages.push(client, sandbox, List.of(pause), List.of("/bin/sleep", "3600"));
+            }
+            Path ctd = dir.resolve("ctd");
+            List<String> options = List.of("--peer-listen", "127.0.0.1:" + DaemonConfig.freePortPair(), "--no-store",
+                    "--containerd-socket", socket.toString(), "--insecure-registry", registry.host(), "--cache-size", "256M",
+                    "--image-service-socket", proxy.toString(), "--containerd-cri-socket", ctd.resolve("containerd.sock").toString());
+            String criKeys = "sandbox_image = \"" + sandbox + "\"\nrestrict_oom_score_adj = true";
+            // containerd's own credentials, for the sandbox image: the daemon has none but what the proxy hands it
+            String registryTables = """
+                    [plugins."io.containerd.grpc.v1.cri".registry.mirrors."%1$s"]
+                      endpoint = ["http://%1$s"]
+                    [plugins."io.containerd.grpc.v1.cri".registry.configs."%1$s".auth]
+                      username = "%2$s"
+                      password = "%3$s"
+                    """.formatted(registry.host(), LocalRegistry.USER, LocalRegistry.PASSWORD);
+            EpollEventLoopGroup group = new EpollEventLoopGroup(1);
+            try (DaemonProcess daemon = DaemonProcess.start(dir, "node", options).awaitReady();
+                 Containerd containerd = Containerd.start(ctd, socket, criKeys, registryTables)) {
+                ManagedChannel toContainerd = channel(containerd.socket(), group);
+                ManagedChannel toProxy = channel(proxy, group);
+                try {
+                    ImageServiceGrpc.newBlockingStub(toContainerd).withDeadlineAfter(120, TimeUnit.SECONDS)
+                            .pullImage(PullImageRequest.newBuilder().setImage(ImageSpec.newBuilder().setImage(first.toString())).build());
+                    assertEquals(0, remoteSnapshots(daemon), "pulled without the proxy, the daemon could not read the "
+                            + "private layer lazily: containerd downloaded it");
+                    ImageServiceGrpc.newBlockingStub(toProxy).withDeadlineAfter(120, TimeUnit.SECONDS)
+                            .pullImage(PullImageRequest.newBuilder().setImage(ImageSpec.newBuilder().setImage(second.toString()))
+                                    .setAuth(dev.starling.cri.AuthConfig.newBuilder().setUsername(LocalRegistry.USER)
+                                            .setPassword(LocalRegistry.PASSWORD)).build());
+                    assertEquals(1, remoteSnapshots(daemon), "through the proxy the pull's credentials reached the "
+                            + "snapshotter, and the layer is lazy: " + daemon.log());
+                    assertEquals("through the proxy", runPod(RuntimeServiceGrpc.newBlockingStub(toContainerd)
+                            .withDeadlineAfter(120, TimeUnit.SECONDS), second, Files.createDirectories(dir.resolve("pod-logs"))));
+                } finally {
+                    toContainerd.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+                    toProxy.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+                }
+            } finally {
+                group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            }
+        }
+        String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
+        assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
+    }
+
+    private static ManagedChannel channel(Path socket, EpollEventLoopGroup group) {
+        return NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
+                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
+    }
+
+    private static int remoteSnapshots(DaemonProcess daemon) throws Exception {
+        int n = 0;
+        for (JsonNode s : daemon.status().path("snapshotter").path("snapshots")) {
+            n += s.path("remote").asBoolean() ? 1 : 0;
+        }
+        return n;
+    }
+
+    /** Runs {@code cat /data/hello.txt} of {@code image} in a host-network pod, as kubelet would; returns what it printed. */
+    private static String runPod(RuntimeServiceGrpc.RuntimeServiceBlockingStub runtime, ImageReference image, Path logs)
+            throws Exception {
+        PodSandboxConfig pod = PodSandboxConfig.newBuilder()
+                .setMetadata(PodSandboxMetadata.newBuilder().setName("pod-" + image.tag()).setUid("uid-" + image.tag())
+                        .setNamespace("default"))
+                .setLogDirectory(logs.toString())
+                .setLinux(LinuxPodSandboxConfig.newBuilder().setSecurityContext(LinuxSandboxSecurityContext.newBuilder()
+                        .setNamespaceOptions(NamespaceOption.newBuilder().setNetwork(NamespaceMode.NODE)
+                                .setPid(NamespaceMode.CONTAINER).setIpc(NamespaceMode.POD))))
+                .build();
+        String podId = runtime.runPodSandbox(RunPodSandboxRequest.newBuilder().setConfig(pod).build()).getPodSandboxId();
+        try {
+            String containerId = runtime.createContainer(CreateContainerRequest.newBuilder().setPodSandboxId(podId)
+                    .setSandboxConfig(pod).setConfig(ContainerConfig.newBuilder()
+                            .setMetadata(ContainerMetadata.newBuilder().setName("app"))
+                            .setImage(ImageSpec.newBuilder().setImage(image.toString()))
+                            .addAllCommand(List.of("cat", "/data/hello.txt")).setLogPath("app.log"))
+                    .build()).getContainerId();
+            runtime.startContainer(StartContainerRequest.newBuilder().setContainerId(containerId).build());
+            ContainerStatus status = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < deadline) {
+                status = runtime.containerStatus(ContainerStatusRequest.newBuilder().setContainerId(containerId).build()).getStatus();
+                if (status.getState() == ContainerState.CONTAINER_EXITED) {
+                    break;
+                }
+                Thread.sleep(200);
+            }
+            assertEquals(ContainerState.CONTAINER_EXITED, status.getState(), status.toString());
+            assertEquals(0, status.getExitCode(), status.toString());
+            // CRI log lines: "<time> stdout F <text>"
+            return Files.readAllLines(logs.resolve("app.log")).stream().map(l -> l.split(" ", 4))
+                    .filter(f -> f.length == 4 && f[1].equals("stdout")).map(f -> f[3]).collect(Collectors.joining("\n"));
+        } finally {
+            runtime.stopPodSandbox(StopPodSandboxRequest.newBuilder().setPodSandboxId(podId).build());
+            runtime.removePodSandbox(RemovePodSandboxRequest.newBuilder().setPodSandboxId(podId).build());
+        }
+    }
 }
