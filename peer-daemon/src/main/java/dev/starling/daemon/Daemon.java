@@ -17,6 +17,7 @@ import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.mount.ImageMount;
 import dev.starling.mount.ImageResolver;
+import dev.starling.mount.TocCache;
 import dev.starling.mount.OpenLayers;
 import dev.starling.peer.PeerChunkProvider;
 import dev.starling.peer.PeerConnections;
@@ -102,7 +103,7 @@ public final class Daemon implements AutoCloseable {
         this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
                 new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
                         blob.footer().format() == Footer.Format.ZSTD_CHUNKED, 0, 0),
-                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT));
+                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT), new TocCache(config.root().resolve("tocs")));
         // a node fetches for peers from the registries it is told to, and from those of images mounted here
         this.provider = new PeerChunkProvider(store, layers::isOpen, client,
                 host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);

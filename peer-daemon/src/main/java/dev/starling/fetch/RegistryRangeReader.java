@@ -17,10 +17,18 @@ public final class RegistryRangeReader implements RangeReader {
 
     /** {@code size} comes from the registry, not from a descriptor, which is not trusted. */
     public RegistryRangeReader(RegistryClient client, ImageReference repo, String digest) throws IOException {
+        this(client, repo, digest, client.blobSize(repo, digest));
+    }
+
+    /**
+     * A blob whose size this node learned from the registry before (kept beside its TOC): no
+     * request is made until a read, so a layer can open while the registry is down.
+     */
+    public RegistryRangeReader(RegistryClient client, ImageReference repo, String digest, long size) {
         this.client = client;
         this.repo = repo;
         this.digest = digest;
-        this.size = client.blobSize(repo, digest);
+        this.size = size;
     }
 
     @Override

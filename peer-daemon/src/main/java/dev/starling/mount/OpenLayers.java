@@ -2,6 +2,7 @@ package dev.starling.mount;
 
 import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.EStargzBlob;
+import dev.starling.estargz.InvalidBlobException;
 import dev.starling.fetch.ChunkStore;
 import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.Origin;
@@ -25,6 +26,8 @@ import java.util.concurrent.CompletionException;
 public final class OpenLayers implements AutoCloseable {
     private final ChunkStore store;
     private final OriginFactory origins;
+    /** Where opened layers' footers and TOCs are kept so they open again without the registry; null: nowhere. */
+    private final TocCache tocs;
     private final Map<Digest, Entry> open = new HashMap<>();
 
     /** Where an open layer's missing chunks come from: the registry alone, or peers before it. */
@@ -49,8 +52,14 @@ public final class OpenLayers implements AutoCloseable {
     }
 
     public OpenLayers(ChunkStore store, OriginFactory origins) {
+        this(store, origins, null);
+    }
+
+    /** Open layers that keep each layer's footer and TOC in {@code tocs}, so a restart opens them without the registry. */
+    public OpenLayers(ChunkStore store, OriginFactory origins, TocCache tocs) {
         this.store = store;
         this.origins = origins;
+        this.tocs = tocs;
     }
 
     /** Whether this node has {@code blob} open: its TOC was verified against a manifest here. */
@@ -99,8 +108,28 @@ public final class OpenLayers implements AutoCloseable {
     }
 
     private Layer openLayer(RegistryClient client, LayerRef ref) throws IOException {
-        RegistryRangeReader remote = new RegistryRangeReader(client, ref.repository(), ref.digest().toString());
-        EStargzBlob blob = EStargzBlob.open(remote, ref.tocDigest());
+        String digest = ref.digest().toString();
+        TocCache.Entry kept = tocs == null ? null : tocs.get(ref.digest());
+        if (kept != null) {
+            RegistryRangeReader remote = new RegistryRangeReader(client, ref.repository(), digest, kept.blobSize());
+            try {
+                return started(ref, remote, EStargzBlob.open(kept.over(remote), ref.tocDigest()));
+            } catch (InvalidBlobException e) { // what was kept does not verify: fetch it again
+                java.util.logging.Logger.getLogger(OpenLayers.class.getName()).warning("the kept TOC of " + digest
+                        + " does not verify (" + e.getMessage() + "); fetching it again");
+                tocs.drop(ref.digest());
+            }
+        }
+        RegistryRangeReader remote = new RegistryRangeReader(client, ref.repository(), digest);
+        TocCache.Recording recording = new TocCache.Recording(remote);
+        EStargzBlob blob = EStargzBlob.open(recording, ref.tocDigest());
+        if (tocs != null) {
+            tocs.put(ref.digest(), remote.size(), recording.reads());
+        }
+        return started(ref, remote, blob);
+    }
+
+    private Layer started(LayerRef ref, RegistryRangeReader remote, EStargzBlob blob) throws IOException {
         RegistryOrigin registry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
         LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origins.create(ref, blob, registry), store);
         reader.startFetching();

@@ -7,7 +7,11 @@ import dev.starling.fuse.MountTable;
 import dev.starling.fuse.StateFile;
 import dev.starling.mount.ImageResolver;
 import dev.starling.mount.OpenLayers;
+import dev.starling.mount.LayerRef;
+import dev.starling.registry.Descriptor;
+import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
+import dev.starling.registry.MediaTypes;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
@@ -53,11 +57,7 @@ final class EStargzLayers implements RemoteLayers {
     public synchronized void mount(Path dir, Map<String, String> labels) throws IOException {
         String imageRef = label(labels, CRI_IMAGE, STARGZ_IMAGE, "image reference");
         String layerDigest = label(labels, CRI_LAYER, STARGZ_LAYER, "layer digest");
-        String toc = labels.get(ImageConverter.TOC_DIGEST);
-        if (toc == null || toc.isEmpty()) {
-            throw new IOException("no " + ImageConverter.TOC_DIGEST + " label: the layer is not eStargz, or its TOC "
-                    + "cannot be verified");
-        }
+        String toc = tocLabel(labels);
         ImageResolver.Image image = images.resolve(ImageReference.parse(imageRef));
         int index = image.indexOf(layerDigest);
         if (index < 0 || !image.layers().get(index).digest().toString().equals(layerDigest)) {
@@ -68,17 +68,43 @@ final class EStargzLayers implements RemoteLayers {
             throw new IOException("layer " + layerDigest + ": the TOC digest label " + toc + " is not the manifest's "
                     + manifestToc);
         }
-        OpenLayers.Layer layer = images.acquire(image, index);
+        mountLayer(dir, images.acquire(image, index), image.ref());
+    }
+
+    private static String tocLabel(Map<String, String> labels) throws IOException {
+        String toc = labels.get(ImageConverter.TOC_DIGEST);
+        if (toc == null || toc.isEmpty()) {
+            throw new IOException("no " + ImageConverter.TOC_DIGEST + " label: the layer is not eStargz, or its TOC "
+                    + "cannot be verified");
+        }
+        return toc;
+    }
+
+    private void mountLayer(Path dir, OpenLayers.Layer layer, ImageReference ref) throws IOException {
         try {
             unmountQuietly(dir);
             LayerMount mount = LayerMount.mount(layer.blob().index(), layer.reader(), dir,
-                    image.ref().repository() + "@" + layer.digest().shortHex(),
+                    ref.repository() + "@" + layer.digest().shortHex(),
                     new StateFile(layer.digest() + ".json", layer.reader()::stateJson), options);
             mounted.put(dir, new Mounted(layer, mount));
         } catch (IOException | RuntimeException e) {
             images.release(layer);
             throw e;
         }
+    }
+
+    /**
+     * A committed layer mounted again (after a restart) from its persisted labels, without the
+     * manifest: the TOC digest label was checked against the manifest when the layer was first
+     * mounted, and the node kept the layer's footer and TOC, so with its chunks in the disk tier or
+     * on peers it opens and reads while the registry is down.
+     */
+    private synchronized void remount(Path dir, Map<String, String> labels) throws IOException {
+        ImageReference ref = ImageReference.parse(label(labels, CRI_IMAGE, STARGZ_IMAGE, "image reference"));
+        Digest digest = Digest.parse(label(labels, CRI_LAYER, STARGZ_LAYER, "layer digest"));
+        String toc = tocLabel(labels);
+        Descriptor layer = new Descriptor(MediaTypes.OCI_LAYER_GZIP, digest, -1, Map.of(ImageConverter.TOC_DIGEST, toc), null);
+        mountLayer(dir, images.layers().acquire(images.client(), new LayerRef(ref, layer, toc)), ref);
     }
 
     @Override
@@ -88,7 +114,7 @@ final class EStargzLayers implements RemoteLayers {
             return;
         }
         LOG.info("mounting the remote layer at " + dir + " again");
-        mount(dir, labels);
+        remount(dir, labels);
     }
 
     @Override

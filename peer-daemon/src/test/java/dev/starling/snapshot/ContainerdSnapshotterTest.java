@@ -29,7 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Debian's containerd with the daemon as its proxy snapshotter "starling", against a real registry:
  * `ctr-remote images rpull` of an eStargz image downloads no layer, `ctr run` reads the image's
  * files through the lazy layer, a plain image still pulls and runs through the ordinary snapshots,
- * and after the daemon restarts the committed snapshots are there and a new container runs.
+ * and after the daemon restarts, with the registry down, the committed snapshots are there and new
+ * containers of both run.
  */
 @Timeout(value = 600, unit = TimeUnit.SECONDS)
 class ContainerdSnapshotterTest {
@@ -89,7 +90,12 @@ class ContainerdSnapshotterTest {
                 assertEquals(expected, containerd.ok("ctr", "run", "--rm", "--snapshotter", "starling", plain.toString(),
                         "plain-1", "sh", "-c", SCRIPT), "and runs it from an ordinary snapshot");
 
+                long fetched = System.nanoTime() + TimeUnit.SECONDS.toNanos(60); // background fetch makes the layer local
+                while (daemon.status().path("layers").get(0).path("fetchedPercent").asDouble() < 100 && System.nanoTime() < fetched) {
+                    Thread.sleep(200);
+                }
                 daemon.close(); // SIGTERM: the daemon unmounts its layers and stops
+                registry.stop(); // and the registry is gone when it comes back
                 daemon = DaemonProcess.start(dir, "node", options).awaitReady();
                 Containerd.Result again = null;
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -101,7 +107,8 @@ class ContainerdSnapshotterTest {
                     }
                     Thread.sleep(1000);
                 }
-                assertEquals(expected, again.output(), "a new container of the lazy image runs after the restart: " + daemon.log());
+                assertEquals(expected, again.output(), "with the registry down, a new container of the lazy image runs after "
+                        + "the restart, its layer opened from the kept TOC and read from the disk tier: " + daemon.log());
                 String listed = containerd.ok("ctr", "snapshots", "--snapshotter", "starling", "ls");
                 assertTrue(listed.contains(snapshot.path("key").asText()), "the committed snapshots are still there: " + listed);
                 assertEquals(expected, containerd.ok("ctr", "run", "--rm", "--snapshotter", "starling", plain.toString(),
