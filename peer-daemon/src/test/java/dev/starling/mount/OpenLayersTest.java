@@ -1,6 +1,8 @@
 package dev.starling.mount;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 import dev.starling.estargz.write.ConvertOptions;
@@ -54,6 +56,44 @@ class OpenLayersTest {
                 assertEquals(1, a.layerReaders().getFirst().fetchRequests(), "read through two images, fetched once");
             }
             assertEquals(0, layers.layers().size(), "the last user's release closes a layer");
+        }
+    }
+    @Test
+    void aKeptTocOpensTheLayerWithoutTheRegistryAndATamperedOneIsFetchedAgain() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree/etc"));
+        Files.writeString(tree.resolve("motd"), "kept\n");
+        EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("l.esgz"), ConvertOptions.defaults());
+        FetchOptions onDemand = FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false);
+        TocCache tocs = new TocCache(dir.resolve("tocs"));
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
+             RegistryClient client = RegistryClient.anonymous();
+             ChunkStore store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks"), 1L << 30), 64 << 20, onDemand)) {
+            ImageReference ref = registry.ref("kept/app:v1");
+            EStargzImages.push(client, ref, List.of(layer));
+            LayerRef layerRef = ImageLayers.resolve(client, ref, null).getFirst();
+            Path kept = dir.resolve("tocs").resolve(layerRef.digest().hex());
+            try (OpenLayers layers = new OpenLayers(store, OpenLayers.OriginFactory.REGISTRY_ONLY, tocs)) {
+                OpenLayers.Layer open = layers.acquire(client, layerRef);
+                assertTrue(Files.exists(kept), "the footer and TOC were kept");
+                layers.release(open);
+            }
+            byte[] good = Files.readAllBytes(kept);
+            byte[] bad = good.clone();
+            bad[bad.length / 2] ^= 0x55; // a flipped bit inside the kept TOC
+            Files.write(kept, bad);
+            long before = registry.blobBytesServed();
+            try (OpenLayers layers = new OpenLayers(store, OpenLayers.OriginFactory.REGISTRY_ONLY, tocs)) {
+                OpenLayers.Layer open = layers.acquire(client, layerRef);
+                assertTrue(registry.blobBytesServed() > before, "a kept TOC that does not verify is fetched again");
+                assertArrayEquals(good, Files.readAllBytes(kept), "and kept again, right");
+                layers.release(open);
+            }
+            registry.stop();
+            try (OpenLayers layers = new OpenLayers(store, OpenLayers.OriginFactory.REGISTRY_ONLY, tocs)) {
+                OpenLayers.Layer open = layers.acquire(client, layerRef);
+                assertEquals(1, open.blob().index().root().child("etc").childCount(), "opened with the registry down");
+                layers.release(open);
+            }
         }
     }
 }
