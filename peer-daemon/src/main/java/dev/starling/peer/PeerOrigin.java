@@ -20,7 +20,9 @@ import java.util.logging.Logger;
 
 /**
  * A layer's chunks from the owners of their span first, the registry last: the span's owner by
- * rendezvous placement, then the next owner, then {@code registry}. When this node is the owner it
+ * rendezvous placement, then the next owner, then {@code registry}. An owner that has not answered
+ * within the hedge delay is not waited for alone: the next owner is asked too, and the first
+ * verified answer is used. When this node is the owner it
  * goes to the registry itself, so each span leaves the registry about once for the cluster; when the
  * registry is down, the other members are asked, since any node serves the spans it holds. Every
  * chunk a peer sends is verified against this node's TOC; a peer that sends one bad chunk is
@@ -39,6 +41,8 @@ public final class PeerOrigin implements Origin {
     private final Origin registry;
     private final long fetchUnit;
     private final Duration timeout;
+    /** How long an owner may take before the next owner is asked too; the first verified answer wins. */
+    private final Duration hedgeAfter;
 
     /**
      * @param where    the blob, as a peer needs it to fetch from the registry itself (offsets are per request)
@@ -46,6 +50,16 @@ public final class PeerOrigin implements Origin {
      */
     public PeerOrigin(Frame.Locator where, Membership membership, PeerConnections peers, Quarantine quarantine,
                       Origin registry, long fetchUnit, Duration timeout) {
+        this(where, membership, peers, quarantine, registry, fetchUnit, timeout, timeout);
+    }
+
+    /**
+     * @param hedgeAfter how long the owner may take before the next owner is asked as well (the
+     *                   first verified answer is used, the other dropped); at most {@code timeout}
+     */
+    public PeerOrigin(Frame.Locator where, Membership membership, PeerConnections peers, Quarantine quarantine,
+                      Origin registry, long fetchUnit, Duration timeout, Duration hedgeAfter) {
+        this.hedgeAfter = hedgeAfter.compareTo(timeout) > 0 ? timeout : hedgeAfter;
         this.where = where;
         this.membership = membership;
         this.peers = peers;
@@ -63,6 +77,7 @@ public final class PeerOrigin implements Origin {
         List<Member> owners = Placement.owners(where.blobDigest(), span, membership.members(), self.zone());
         IOException registryDown = null;
         int asked = 0;
+        java.util.Set<String> hedged = new java.util.HashSet<>();
         for (Member peer : owners) {
             if (peer.nodeId().equals(self.nodeId()) || asked == OWNERS_TRIED && registryDown == null) {
                 // the owner (or a node whose owners did not answer) fetches from the registry itself;
@@ -78,17 +93,21 @@ public final class PeerOrigin implements Origin {
                     continue;
                 }
             }
-            if (quarantine.isQuarantined(peer.nodeId())) {
+            if (quarantine.isQuarantined(peer.nodeId()) || hedged.contains(peer.nodeId())) {
                 continue;
             }
             asked++;
+            Member next = asked < OWNERS_TRIED ? nextPeer(owners, peer, self) : null;
             try {
-                Span got = ask(peer, chunks);
+                Span got = ask(peer, next, chunks, hedged);
                 if (got != null) {
                     return got;
                 }
             } catch (IOException partly) { // it had some, and the registry was needed for the rest
                 registryDown = registryDown == null ? partly : registryDown;
+            }
+            if (next != null && hedged.contains(next.nodeId())) {
+                asked++; // asked alongside this one: not again on its own
             }
         }
         if (registryDown != null) {
@@ -97,8 +116,27 @@ public final class PeerOrigin implements Origin {
         return registry.fetch(chunks);
     }
 
-    /** The chunks from one peer (the ones it misses from the registry), or null to try the next source. */
-    private Span ask(Member peer, List<Chunk> chunks) throws IOException {
+    /** The owner after {@code peer} that may be asked too: a peer, not this node, not quarantined; or null. */
+    private Member nextPeer(List<Member> owners, Member peer, Member self) {
+        boolean after = false;
+        for (Member m : owners) {
+            if (m.nodeId().equals(self.nodeId())) {
+                return null; // this node is the next owner: it goes to the registry, after the wait
+            }
+            if (after && !quarantine.isQuarantined(m.nodeId())) {
+                return m;
+            }
+            after |= m.nodeId().equals(peer.nodeId());
+        }
+        return null;
+    }
+
+    /**
+     * The chunks from {@code peer}, or from {@code next} (may be null) when {@code peer} has not
+     * answered within the hedge delay and {@code next} answers first with verified chunks; null to
+     * try the next source. The chunks a peer misses come from the registry.
+     */
+    private Span ask(Member peer, Member next, List<Chunk> chunks, java.util.Set<String> hedged) throws IOException {
         List<Frame.ChunkRef> refs = new ArrayList<>(chunks.size());
         for (Chunk c : chunks) {
             refs.add(new Frame.ChunkRef(c.compressedOffset(), c.compressedEnd(), (int) c.innerOffset(), (int) c.size(),
@@ -108,19 +146,82 @@ public final class PeerOrigin implements Origin {
         long end = chunks.stream().mapToLong(Chunk::compressedEnd).max().orElseThrow();
         Frame.Locator locator = new Frame.Locator(where.registry(), where.repository(), where.blobDigest(), where.zstd(),
                 start, (int) (end - start));
-        List<byte[]> answers;
-        try {
-            answers = peers.get(peer).request(locator, refs, timeout).get(timeout.toMillis() + 1000, TimeUnit.MILLISECONDS);
-        } catch (PeerException e) {
-            LOG.fine("peer " + peer.nodeId() + " could not serve: " + e.getMessage());
+        long deadline = System.nanoTime() + timeout.toNanos() + TimeUnit.SECONDS.toNanos(1);
+        java.util.concurrent.CompletableFuture<List<byte[]>> first = request(peer, locator, refs);
+        List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
+        if (answers != null || first.isDone() && next == null) {
+            return answers == null ? null : accept(peer, chunks, answers);
+        }
+        if (next == null) { // no other owner to race: this node (the registry) is the next source, and it goes now
+            first.cancel(true);
+            LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; going on without it");
             return null;
-        } catch (ExecutionException | TimeoutException e) {
-            LOG.fine("peer " + peer.nodeId() + " did not serve: " + e);
+        }
+        LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; asking " + next.nodeId() + " too");
+        java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, locator, refs);
+        hedged.add(next.nodeId());
+        java.util.Map<java.util.concurrent.CompletableFuture<List<byte[]>>, Member> pending = new java.util.LinkedHashMap<>();
+        if (!first.isDone() || !first.isCompletedExceptionally()) {
+            pending.put(first, peer);
+        }
+        pending.put(second, next);
+        while (!pending.isEmpty() && System.nanoTime() < deadline) {
+            try {
+                java.util.concurrent.CompletableFuture.anyOf(pending.keySet().toArray(java.util.concurrent.CompletableFuture[]::new))
+                        .get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (ExecutionException failed) {
+                // one of them failed: looked at below
+            } catch (TimeoutException e) {
+                break;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted waiting for peers");
+            }
+            for (var it = pending.entrySet().iterator(); it.hasNext(); ) {
+                var e = it.next();
+                if (!e.getKey().isDone()) {
+                    continue;
+                }
+                it.remove();
+                List<byte[]> got = await(e.getValue(), e.getKey(), 0);
+                Span span = got == null ? null : accept(e.getValue(), chunks, got);
+                if (span != null) {
+                    pending.keySet().forEach(f -> f.cancel(true)); // the slower answer is not needed
+                    return span;
+                }
+            }
+        }
+        pending.keySet().forEach(f -> f.cancel(true));
+        return null;
+    }
+
+    private java.util.concurrent.CompletableFuture<List<byte[]>> request(Member peer, Frame.Locator locator,
+                                                                          List<Frame.ChunkRef> refs) throws IOException {
+        try {
+            return peers.get(peer).request(locator, refs, timeout);
+        } catch (PeerException e) {
+            return java.util.concurrent.CompletableFuture.failedFuture(e);
+        }
+    }
+
+    /** The answer of {@code peer} within {@code nanos}, or null when it failed or is not there yet. */
+    private static List<byte[]> await(Member peer, java.util.concurrent.CompletableFuture<List<byte[]>> answer, long nanos)
+            throws IOException {
+        try {
+            return answer.get(Math.max(0, nanos), TimeUnit.NANOSECONDS);
+        } catch (ExecutionException | java.util.concurrent.CancellationException e) {
+            LOG.fine("peer " + peer.nodeId() + " could not serve: " + e);
+            return null;
+        } catch (TimeoutException notYet) {
             return null;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new java.io.InterruptedIOException("interrupted waiting for peer " + peer.nodeId());
         }
+    }
+
+    /** {@code answers} verified chunk by chunk (a lying peer is quarantined: null), the missing ones from the registry. */
+    private Span accept(Member peer, List<Chunk> chunks, List<byte[]> answers) throws IOException {
         List<Fetched> out = new ArrayList<>(chunks.size());
         List<Chunk> missing = new ArrayList<>();
         long fromPeer = 0;

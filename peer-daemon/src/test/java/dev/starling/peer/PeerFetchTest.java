@@ -107,6 +107,7 @@ class PeerFetchTest {
         final Quarantine quarantine = new Quarantine(Duration.ofMinutes(5), System::nanoTime);
         PeerChunkProvider provider;
         LayerReader reader;
+        Duration hedgeAfter = Duration.ofSeconds(3);
 
         Node(String id, ChunkProvider override, Set<String> allowed) throws Exception {
             this.id = id;
@@ -130,7 +131,7 @@ class PeerFetchTest {
             StaticMembership membership = new StaticMembership(member(), cluster.stream().map(Node::member).toList());
             Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), false, 0, 0);
             PeerOrigin origin = new PeerOrigin(where, membership, connections, quarantine, fromRegistry,
-                    ON_DEMAND.fetchUnit(), Duration.ofSeconds(3));
+                    ON_DEMAND.fetchUnit(), Duration.ofSeconds(3), hedgeAfter);
             reader = new LayerReader(blobDigest, blob, remote.size(), origin, store);
             toClose.add(reader);
         }
@@ -182,6 +183,25 @@ class PeerFetchTest {
         assertTrue(reader.quarantine.count() >= 1, "the liar was caught");
         assertEquals(Set.of("liar"), reader.quarantine.current());
         assertTrue(bad.server.bytesServed() > 0, "it was asked, and lied");
+    }
+
+    @Test
+    void aSlowOwnerCostsTheHedgeDelayNotTheTimeout() throws Exception {
+        ChunkProvider stuck = request -> new CompletableFuture<>(); // accepts every request, answers none
+        Node slow = new Node("slow", stuck, Set.of(registry.host()));
+        Node good = new Node("good", null, Set.of(registry.host()));
+        Node reader = new Node("reader", null, Set.of(registry.host()));
+        reader.hedgeAfter = Duration.ofMillis(100);
+        List<Node> cluster = List.of(slow, good, reader);
+        good.join(cluster);
+        reader.join(cluster);
+        long t0 = System.nanoTime();
+        assertArrayEquals(big, reader.readAll(), "every byte, though one owner never answers");
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        assertTrue(slow.server.bytesServed() == 0 && slow.provider != null, "the slow owner served nothing");
+        // 20 spans, about a third owned by the slow node: 100 ms each with hedging; a single 3 s
+        // timeout without it
+        assertTrue(seconds < 3, "the read waited for the slow owner only the hedge delay: " + seconds + " s");
     }
 
     @Test
