@@ -175,6 +175,10 @@ public final class Daemon implements AutoCloseable {
         return provider.fillBytes();
     }
 
+    long diskVerificationFailures() {
+        return store.disk().verificationFailures();
+    }
+
     long quarantines() {
         return quarantine.count();
     }

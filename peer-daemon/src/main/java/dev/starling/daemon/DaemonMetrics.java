@@ -1,7 +1,9 @@
 package dev.starling.daemon;
 
 import com.sun.net.httpserver.HttpServer;
+import dev.starling.fetch.LayerReader;
 import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -9,11 +11,13 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 
 /**
- * The daemon's Prometheus endpoint ({@code GET /metrics}): bytes read by source, registry requests
- * and bytes, bytes served to and filled for peers, failures, quarantines, members, tier sizes. The
+ * The daemon's Prometheus endpoint ({@code GET /metrics}): bytes and read latency by source, registry
+ * requests and bytes, bytes served to and filled for peers, failures, verification failures by
+ * source, quarantines, members, tier sizes. The
  * meters read the daemon's counters when scraped; nothing is counted twice.
  */
 final class DaemonMetrics implements AutoCloseable {
@@ -38,6 +42,19 @@ final class DaemonMetrics implements AutoCloseable {
                 d -> d.peerFillBytes());
         counter("starling_fetch_failures", "fetches or verifications that failed (the read got EIO or went on elsewhere)",
                 daemon, d -> d.sum(r -> r.failures()));
+        for (LayerReader.ReadSource source : LayerReader.ReadSource.values()) {
+            String tag = source.name().toLowerCase(java.util.Locale.ROOT);
+            FunctionTimer.builder("starling_read", daemon, d -> d.sum(r -> r.readCount(source)),
+                            d -> d.sum(r -> r.readNanos(source)), TimeUnit.NANOSECONDS)
+                    .description("chunk reads for FUSE and their time, by the tier that answered (network: peers or registry)")
+                    .tags("source", tag).register(registry);
+        }
+        counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
+                d -> d.quarantines(), "source", "peer");
+        counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
+                d -> d.sum(r -> r.registryVerificationFailures()), "source", "registry");
+        counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
+                d -> d.diskVerificationFailures(), "source", "disk");
         counter("starling_quarantines", "peers quarantined for sending bytes that do not match the TOC", daemon,
                 d -> d.quarantines());
         counter("starling_refused_registry_requests", "peer requests naming a registry outside the allowlist", daemon,

@@ -43,6 +43,8 @@ public final class DiskChunkCache {
     static final double DEFAULT_SHARE_OF_DISK = 0.5;
 
     private final Path dir;
+    /** Chunks read back from disk that did not hash to their digest (rot, tampering), dropped and fetched again. */
+    private final java.util.concurrent.atomic.AtomicLong verificationFailures = new java.util.concurrent.atomic.AtomicLong();
     private final long maxBytes;
     /** Chunks no mounted layer uses, in access order (eldest first): evicted first. */
     private final LinkedHashMap<ChunkKey, Long> loose = new LinkedHashMap<>(16, 0.75f, true);
@@ -72,6 +74,11 @@ public final class DiskChunkCache {
      * space plus what the cache holds already). The images this tool is for are many GB, and a
      * fixed default either fills a small disk or starves a large one.
      */
+    /** Chunks read back that did not verify, since start. */
+    public long verificationFailures() {
+        return verificationFailures.get();
+    }
+
     public static long defaultSize(Path dir) throws IOException {
         Path existing = dir.toAbsolutePath();
         while (!Files.exists(existing)) {
@@ -159,6 +166,9 @@ public final class DiskChunkCache {
             Files.setLastModifiedTime(file, FileTime.fromMillis(System.currentTimeMillis())); // LRU order after a restart
             return data;
         } catch (IOException damaged) {
+            if (damaged instanceof VerificationException) {
+                verificationFailures.incrementAndGet();
+            }
             LOG.log(Level.WARNING, "cached " + what + " is unreadable or damaged; fetching it again: "
                     + damaged.getMessage());
             forget(key);

@@ -69,6 +69,11 @@ public final class LayerReader implements ChunkSource, Closeable {
     /** Chunk bytes that came from peers rather than the registry. */
     private final AtomicLong peerBytes = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
+    /** Chunks the registry served that did not match the TOC. */
+    private final AtomicLong registryVerificationFailures = new AtomicLong();
+    /** Reads and their time by the tier that answered (memory, disk, network), for the latency metrics. */
+    private final AtomicLong[] readCounts = {new AtomicLong(), new AtomicLong(), new AtomicLong()};
+    private final AtomicLong[] readNanos = {new AtomicLong(), new AtomicLong(), new AtomicLong()};
     private volatile String lastError;
     private volatile Instant lastErrorAt;
     private volatile String prefetchState = "off";
@@ -130,9 +135,11 @@ public final class LayerReader implements ChunkSource, Closeable {
     /** Counts {@code bytesUsed} as served by the tier that answered. */
     @Override
     public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
+        long t0 = System.nanoTime();
         byte[] data = memory.get(key(chunk));
         if (data != null) {
             servedFromMemory.addAndGet(bytesUsed);
+            timed(ReadSource.MEMORY, t0);
             return data;
         }
         // Through fetch() even when the chunk is on disk: the kernel asks for a chunk's 1 MiB pieces
@@ -142,16 +149,42 @@ public final class LayerReader implements ChunkSource, Closeable {
             data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
         (local ? servedFromDisk : servedFromRegistry).addAndGet(bytesUsed);
+        timed(local ? ReadSource.DISK : ReadSource.NETWORK, t0);
         return data;
+    }
+
+    /** Where a read's chunk came from, for the read-latency metrics. */
+    public enum ReadSource { MEMORY, DISK, NETWORK }
+
+    private void timed(ReadSource source, long t0) {
+        readCounts[source.ordinal()].incrementAndGet();
+        readNanos[source.ordinal()].addAndGet(System.nanoTime() - t0);
+    }
+
+    /** Chunk reads answered by {@code source}, since the layer opened. */
+    public long readCount(ReadSource source) {
+        return readCounts[source.ordinal()].get();
+    }
+
+    /** Time those reads took, in nanoseconds. */
+    public long readNanos(ReadSource source) {
+        return readNanos[source.ordinal()].get();
+    }
+
+    /** Chunks the registry served that did not match the TOC (peers' bad chunks are their quarantines). */
+    public long registryVerificationFailures() {
+        return registryVerificationFailures.get();
     }
 
     /** The chunk from the memory tier, or from the disk tier when it is there; null when it must be fetched. */
     @Override
     public byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
+        long t0 = System.nanoTime();
         ChunkKey key = key(chunk);
         byte[] data = memory.get(key);
         if (data != null) {
             servedFromMemory.addAndGet(bytesUsed);
+            timed(ReadSource.MEMORY, t0);
             return data;
         }
         return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
@@ -413,6 +446,9 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     private IOException failure(IOException e) {
         failures.incrementAndGet();
+        if (e instanceof dev.starling.estargz.VerificationException) {
+            registryVerificationFailures.incrementAndGet();
+        }
         lastError = e.getMessage();
         lastErrorAt = Instant.now();
         LOG.log(Level.WARNING, e.getMessage());

@@ -109,6 +109,16 @@ class DaemonClusterTest {
                     "starling_fetched_bytes_total\\{source=\"peer\"} ([0-9.E]+)").matcher(scraped);
             assertTrue(peerMetric.find() && Double.parseDouble(peerMetric.group(1)) > 0, "metrics show peer bytes: " + scraped);
             assertTrue(scraped.contains("starling_members 2.0"), "and the members: " + scraped);
+            Matcher reads = Pattern.compile("starling_read_seconds_count\\{source=\"(memory|disk|network)\"} ([0-9.E]+)").matcher(scraped);
+            double counted = 0;
+            int sources = 0;
+            while (reads.find()) {
+                counted += Double.parseDouble(reads.group(2));
+                sources++;
+            }
+            assertTrue(sources == 3 && counted > 0, "and read latency by source (memory, disk, network): " + scraped);
+            assertTrue(scraped.contains("starling_verification_failures_total{source=\"peer\"} 0.0"),
+                    "and verification failures by source, none from honest peers: " + scraped);
             assertTrue(fromPeers >= model.length / 3, "the last two got a good part of their 48 MiB from peers (the rest they own, filled when the first read): " + fromPeers);
         } finally {
             for (DaemonProcess d : daemons) {
