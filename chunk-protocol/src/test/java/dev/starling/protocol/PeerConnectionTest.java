@@ -70,6 +70,25 @@ class PeerConnectionTest {
     }
 
     @Test
+    void theUploadCapHoldsWhatANodeSendsToItsPeers() throws Exception {
+        long cap = 2L << 20; // 2 MiB/s
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server").withUploadBytesPerSecond(cap),
+                FILLER); PeerClient client = client(server, "c1")) {
+            long t0 = System.nanoTime();
+            List<CompletableFuture<List<byte[]>>> answers = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                answers.add(client.request(WHERE, List.of(chunk(i, 1 << 20)), Duration.ofSeconds(30)));
+            }
+            for (CompletableFuture<List<byte[]>> a : answers) {
+                assertEquals(1 << 20, a.get(30, TimeUnit.SECONDS).getFirst().length);
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            // 8 MiB at 2 MiB/s: about 4 s, whatever the machine (an uncapped loopback sends it in milliseconds)
+            assertTrue(seconds >= 2.5, "8 MiB went out in " + seconds + " s under a 2 MiB/s cap");
+        }
+    }
+
+    @Test
     void anotherClusterOrVersionIsRefusedAtTheHandshake() throws Exception {
         try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), FILLER)) {
             PeerException.Refused e = assertThrows(PeerException.Refused.class, () -> client(server, "other-cluster"));

@@ -107,6 +107,11 @@ final class DaemonCommand implements Callable<Integer> {
             description = "containerd's CRI socket, where the image-service proxy sends every call (default: ${DEFAULT-VALUE})")
     Path containerdCriSocket = DaemonConfig.ImageService.DEFAULT_CONTAINERD;
 
+    @Option(names = "--upload-rate", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "what this node sends to all its peers together, per second (e.g. 500M; default: 0, no cap): "
+                    + "keeps a serving node's uplink for its own work")
+    long uploadRate;
+
     @Option(names = "--store-auth-file", paramLabel = "FILE",
             description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
                     + "restarted daemon resolves private images before the next pull (default: memory only)")
@@ -268,7 +273,8 @@ final class DaemonCommand implements Callable<Integer> {
                 metricsListen == null ? null : address(metricsListen, "--metrics-listen"), tls(),
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
-                imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket));
+                imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
+                uploadRate);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

@@ -112,7 +112,8 @@ public final class Daemon implements AutoCloseable {
         // a node fetches for peers from the registries it is told to, and from those of images mounted here
         this.provider = new PeerChunkProvider(store, layers::isOpen, client,
                 host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);
-        PeerServer.Settings peerSettings = PeerServer.Settings.defaults(config.clusterId(), config.nodeId());
+        PeerServer.Settings peerSettings = PeerServer.Settings.defaults(config.clusterId(), config.nodeId())
+                .withUploadBytesPerSecond(config.uploadBytesPerSecond());
         if (tls != null) {
             peerSettings = peerSettings.withTls(ClusterTls.server(tls.keyStore(), tls.password(), tls.trustStore()));
         }

@@ -21,13 +21,14 @@ import java.util.Set;
  * @param store      the Additional Layer Store for CRI-O and Podman, or null for none
  * @param containerdSocket where containerd reaches the remote snapshotter (state under {@code root/snapshotter}), or null for none
  * @param imageService the CRI image-service proxy kubelet's {@code --image-service-endpoint} names, or null for none
+ * @param uploadBytesPerSecond what this node sends to all peers together, at most; 0 for no cap
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
-                           Tls tls, Store store, Path containerdSocket, ImageService imageService) {
+                           Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0);
     }
 
     /**
@@ -68,6 +69,9 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
     public static final int DEFAULT_PEER_PORT = 7400;
 
     public DaemonConfig {
+        if (uploadBytesPerSecond < 0) {
+            throw new IllegalArgumentException("the upload rate cannot be negative: " + uploadBytesPerSecond);
+        }
         join = List.copyOf(join);
         allowRegistries = Set.copyOf(allowRegistries);
         zone = zone == null ? "" : zone;
