@@ -83,6 +83,9 @@ public final class Daemon implements AutoCloseable {
     private final ImageServiceProxy imageService;
     private final java.util.concurrent.ScheduledExecutorService sweeper;
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
+    /** Targets whose mount is resolving now (outside the lock). */
+    private final java.util.Set<Path> mounting = new java.util.HashSet<>();
+    private boolean stopping;
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final CountDownLatch closed = new CountDownLatch(1);
     private int nextMount;
@@ -263,17 +266,43 @@ public final class Daemon implements AutoCloseable {
         mount(image, target, null);
     }
 
-    synchronized ObjectNode mount(String image, Path target, String platform) throws IOException {
+    /**
+     * Mounts an image. The registry work happens outside the daemon's lock, so a slow registry
+     * delays only this mount, never `status`, another mount or an unmount; the target is reserved
+     * meanwhile so two mounts cannot race for it.
+     */
+    ObjectNode mount(String image, Path target, String platform) throws IOException {
         Path normalized = target.toAbsolutePath().normalize();
-        if (mounts.containsKey(normalized)) {
-            throw new IOException(target + " is already mounted by this daemon");
+        ImageReference ref = ImageReference.parse(image);
+        Path work;
+        synchronized (this) {
+            if (stopping) {
+                throw new IOException("the daemon is stopping");
+            }
+            if (mounts.containsKey(normalized) || !mounting.add(normalized)) {
+                throw new IOException(target + " is already mounted by this daemon");
+            }
+            work = config.root().resolve("mounts").resolve(Integer.toString(nextMount++));
         }
         long t0 = System.nanoTime();
-        Path work = Files.createDirectories(config.root().resolve("mounts").resolve(Integer.toString(nextMount++)));
-        ImageMount mount = ImageMount.mount(client, ImageReference.parse(image),
-                platform == null ? null : Descriptor.Platform.parse(platform), normalized, work, layers, MountOptions.DEFAULTS);
-        mounts.put(normalized, mount);
-        mountedRegistries.add(ImageReference.parse(image).registry());
+        ImageMount mount;
+        try {
+            Files.createDirectories(work);
+            mountedRegistries.add(ref.registry());
+            mount = ImageMount.mount(client, ref, platform == null ? null : Descriptor.Platform.parse(platform), normalized,
+                    work, layers, MountOptions.DEFAULTS);
+        } finally {
+            synchronized (this) {
+                mounting.remove(normalized);
+            }
+        }
+        synchronized (this) {
+            if (stopping) { // the daemon stopped while this mount resolved: nothing may stay mounted
+                mount.close();
+                throw new IOException("the daemon stopped while " + image + " was being mounted");
+            }
+            mounts.put(normalized, mount);
+        }
         LOG.info("mounted " + image + " at " + normalized);
         return ok().put("target", normalized.toString()).put("layers", mount.layerCount())
                 .put("readyMillis", (System.nanoTime() - t0) / 1_000_000).put("bytesAtReady", mount.bytesAtReady());
@@ -337,6 +366,7 @@ public final class Daemon implements AutoCloseable {
     @Override
     public void close() {
         synchronized (this) {
+            stopping = true;
             for (ImageMount m : List.copyOf(mounts.values())) {
                 try {
                     m.close();

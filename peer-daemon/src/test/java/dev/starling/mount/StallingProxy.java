@@ -13,23 +13,23 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * A TCP proxy in front of a registry that can be told to stop passing the registry's answers on
  * (mid-body, connections left open): a wedged registry, as a hung load balancer makes one.
  */
-final class StallingProxy implements AutoCloseable {
+public final class StallingProxy implements AutoCloseable {
     private final ServerSocket server;
     private final int targetPort;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private volatile boolean stalled;
 
-    StallingProxy(int targetPort) throws IOException {
+    public StallingProxy(int targetPort) throws IOException {
         this.targetPort = targetPort;
         this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         Thread.ofPlatform().daemon().name("stalling-proxy").start(this::accept);
     }
 
-    int port() {
+    public int port() {
         return server.getLocalPort();
     }
 
-    void stall(boolean on) {
+    public void stall(boolean on) {
         synchronized (this) {
             stalled = on;
             notifyAll();
