@@ -145,16 +145,17 @@ run() { # N MODE(on|off): prints "wall egress requests upload_max upload_mean cp
 
 echo "image: one layer, $(numfmt --to=iec "$esgz_bytes") as eStargz (start-up libraries + a $model_size model); registry link $rate" >&2
 declare -A result
+read -r -a modes <<< "${MODES:-off on}"   # MODES=on: peers on only (the ratios are then against N=first, on)
 for n in "${counts[@]}"; do
-  for mode in off on; do
+  for mode in "${modes[@]}"; do
     echo "N=$n peers $mode ..." >&2
     result[$n-$mode]="$(run "$n" "$mode")"
   done
 done
-read -r base_wall base_bytes base_requests _ <<< "${result[${counts[0]}-off]}"
+read -r base_wall base_bytes base_requests _ <<< "${result[${counts[0]}-${modes[0]}]}"
 printf '\n%-4s %-5s %10s %14s %16s %12s %18s %12s\n' N peers "wall s" "egress/image" "requests/node1" "wall/N=1" "upload max/mean" "CPU s/node"
 for n in "${counts[@]}"; do
-  for mode in off on; do
+  for mode in "${modes[@]}"; do
     read -r wall bytes requests umax umean cpu <<< "${result[$n-$mode]}"
     printf '%-4s %-5s %10.1f %14.2f %16.2f %12.2f %18s %12s\n' "$n" "$mode" "$wall" \
       "$(echo "$bytes / $esgz_bytes" | bc -l)" "$(echo "$requests / $base_requests" | bc -l)" \
