@@ -21,8 +21,8 @@ import java.util.logging.Logger;
 /**
  * A layer's chunks from the owners of their span first, the registry last: the span's owner by
  * rendezvous placement, then the next owner, then {@code registry}. An owner that has not answered
- * within the hedge delay is not waited for alone: the next owner is asked too, and the first
- * verified answer is used. When this node is the owner it
+ * within the hedge delay is not waited for alone: the next owner is asked too for what it holds
+ * (never to fill from the registry), and the first complete verified answer is used. When this node is the owner it
  * goes to the registry itself, so each span leaves the registry about once for the cluster; when the
  * registry is down, the other members are asked, since any node serves the spans it holds. Every
  * chunk a peer sends is verified against this node's TOC; a peer that sends one bad chunk is
@@ -116,14 +116,14 @@ public final class PeerOrigin implements Origin {
         return registry.fetch(chunks);
     }
 
-    /** The owner after {@code peer} that may be asked too: a peer, not this node, not quarantined; or null. */
+    /**
+     * The peer after {@code peer} in the owners' order that a hedge asks (for what it holds): not this
+     * node, not quarantined; or null.
+     */
     private Member nextPeer(List<Member> owners, Member peer, Member self) {
         boolean after = false;
         for (Member m : owners) {
-            if (m.nodeId().equals(self.nodeId())) {
-                return null; // this node is the next owner: it goes to the registry, after the wait
-            }
-            if (after && !quarantine.isQuarantined(m.nodeId())) {
+            if (after && !m.nodeId().equals(self.nodeId()) && !quarantine.isQuarantined(m.nodeId())) {
                 return m;
             }
             after |= m.nodeId().equals(peer.nodeId());
@@ -152,13 +152,16 @@ public final class PeerOrigin implements Origin {
         if (answers != null || first.isDone() && next == null) {
             return answers == null ? null : accept(peer, chunks, answers);
         }
-        if (next == null) { // no other owner to race: this node (the registry) is the next source, and it goes now
-            first.cancel(true);
-            LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; going on without it");
-            return null;
+        if (next == null) { // no other peer to race: the owner may be filling from the registry; wait for it
+            answers = await(peer, first, deadline - System.nanoTime());
+            return answers == null ? null : accept(peer, chunks, answers);
         }
         LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; asking " + next.nodeId() + " too");
-        java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, locator, refs);
+        // the hedge asks for what the next owner holds, never for a fill: a slow owner is usually
+        // filling this very span from the registry, and a second fill would double the egress
+        Frame.Locator heldOnly = new Frame.Locator("", locator.repository(), locator.blobDigest(), locator.zstd(),
+                locator.compressedOffset(), locator.compressedLength());
+        java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, heldOnly, refs);
         hedged.add(next.nodeId());
         java.util.Map<java.util.concurrent.CompletableFuture<List<byte[]>>, Member> pending = new java.util.LinkedHashMap<>();
         if (!first.isDone() || !first.isCompletedExceptionally()) {
@@ -184,6 +187,9 @@ public final class PeerOrigin implements Origin {
                 }
                 it.remove();
                 List<byte[]> got = await(e.getValue(), e.getKey(), 0);
+                if (got != null && e.getKey() == second && got.stream().anyMatch(java.util.Objects::isNull)) {
+                    continue; // the next owner lacks some: wait for the owner, which fetches them once for all
+                }
                 Span span = got == null ? null : accept(e.getValue(), chunks, got);
                 if (span != null) {
                     pending.keySet().forEach(f -> f.cancel(true)); // the slower answer is not needed
