@@ -15,6 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-3}"
 work="$(mktemp -d /tmp/starling-bench-ctd.XXXXXX)"
 . "$root/bin/lib/local-registry.sh"
+. "$root/bench/lib/jdk-image.sh"
 daemon_pid=""
 ctd_pid=""
 stop_all() {
@@ -40,18 +41,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 echo "building the image (not timed) ..." >&2
-mkdir -p "$work/base/bin"
-cp /bin/busybox "$work/base/bin/busybox"; ln -s busybox "$work/base/bin/sh"
-libs=$(ldd "$jdk/bin/java" "$jdk/lib/server/libjvm.so" "$jdk/lib/libjli.so" 2>/dev/null | awk '/=>/ {print $3}' | grep '^/lib' | sort -u)
-tar -C / -chf "$work/libs.tar" $(for l in $libs /lib/x86_64-linux-gnu/libz.so.1 /lib64/ld-linux-x86-64.so.2; do [ -e "$l" ] && echo "${l#/}"; done)
-tar -C "$work/base" -rf "$work/libs.tar" bin
-tar -C "$jdk" -cf "$work/jdk25.tar" --transform 's,^\.,opt/jdk25,' .
-tar -C /usr/lib/jvm/java-1.17.0-openjdk-amd64 -cf "$work/jdk17.tar" --transform 's,^\.,opt/jdk17,' .
-python3 "$root/bench/lib/oci-image.py" "$work/oci" src "$work/libs.tar" "$work/jdk25.tar" "$work/jdk17.tar"
-image_bytes=$(( $(stat -c %s "$work/libs.tar") + $(stat -c %s "$work/jdk25.tar") + $(stat -c %s "$work/jdk17.tar") ))
-skopeo copy -q "oci:$work/oci:src" "docker://$reg/bench/app:plain" --dest-tls-verify=false
-starling convert "$reg/bench/app:plain" "$reg/bench/app:esgz" > /dev/null
-rm -rf "$work/oci" "$work"/*.tar "$work/base"
+build_jdk_image "$work" "$reg" "$jdk"
+image_bytes=$IMAGE_BYTES
 
 trial() { # KIND ROUND: prints "pull run" seconds
   local kind="$1" round="$2" d="$work/$1-$2"

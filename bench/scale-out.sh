@@ -107,7 +107,8 @@ run() { # N MODE(on|off): prints "wall egress requests upload_max upload_mean cp
     rm -rf "$work/node$i"
     nsenter --net=/run/netns/st-n$i "$root/bin/starling" daemon --root "$work/node$i" --socket "$work/node$i.sock" \
       --peer-listen "$net.$((10 + i)):7400" ${join:+"$join"} --cluster-id bench --cache-size 8G \
-      --insecure-registry "$registry" --allow-registry "$registry" > "$work/node$i.log" 2>&1 &
+      --insecure-registry "$registry" --allow-registry "$registry" --no-store --no-containerd \
+      ${STARLING_DAEMON_ARGS:-} > "$work/node$i.log" 2>&1 &
     run_pids+=($!); pids+=($!)
   done
   for i in $(seq 1 "$n"); do

@@ -56,8 +56,7 @@ public final class LayerFileSystem implements FuseOperations {
     /** Open files by handle: the node, and where a sequential reader is. */
     private final Map<Long, OpenFile> open = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
-    /** Kinds of unexpected failure already logged in full. */
-    private final Set<String> unexpectedLogged = ConcurrentHashMap.newKeySet();
+    private final UnexpectedFailures unexpected;
     /** FUSE threads that reads waiting on the network may take; the rest stay free for metadata and local reads. */
     private final Semaphore remoteReads;
     /** Per directory, the whiteouts it shows as character devices, with their inode numbers. */
@@ -73,6 +72,7 @@ public final class LayerFileSystem implements FuseOperations {
 
     LayerFileSystem(TocIndex index, ChunkSource chunks, Errno errno, StateFile state, MountOptions options, long inodeBase) {
         this.inodeBase = inodeBase;
+        this.unexpected = new UnexpectedFailures(LOG, errno);
         this.index = index;
         this.chunks = chunks;
         this.errno = errno;
@@ -218,18 +218,7 @@ public final class LayerFileSystem implements FuseOperations {
     }
 
     private int unexpected(String operation, String path, Throwable t) {
-        String kind = operation + " " + t.getClass().getName();
-        if (unexpectedLogged.add(kind)) {
-            LOG.log(Level.SEVERE, operation + " of " + abbreviated(path) + " failed unexpectedly; answering EIO "
-                    + "(further " + kind + " failures are logged at FINE)", t);
-        } else {
-            LOG.log(Level.FINE, operation + " of " + abbreviated(path) + " failed unexpectedly", t);
-        }
-        return -errno.eio();
-    }
-
-    private static String abbreviated(String path) {
-        return path.length() <= 200 ? path : path.substring(0, 100) + "..." + path.substring(path.length() - 100);
+        return unexpected.answer(operation, path, t);
     }
 
     /** What a path names: a node, a whiteout shown as a device, or the state directory or file. */
@@ -411,7 +400,7 @@ public final class LayerFileSystem implements FuseOperations {
                 pos += n;
             }
         } catch (IOException | RuntimeException ex) {
-            LOG.log(Level.WARNING, "read of " + file.path() + " at " + pos + " failed: " + ex.getMessage());
+            LOG.log(Level.WARNING, "read of " + UnexpectedFailures.abbreviated(file.path()) + " at " + pos + " failed: " + ex.getMessage());
             return pos > offset ? (int) (pos - offset) : -errno.eio();
         }
         return (int) (pos - offset);

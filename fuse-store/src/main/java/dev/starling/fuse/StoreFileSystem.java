@@ -118,7 +118,7 @@ public final class StoreFileSystem implements FuseOperations {
     private final LongSupplier nanoTime;
     private final Map<LayerId, Entry> entries = new ConcurrentHashMap<>();
     private final AtomicLong nextSlot = new AtomicLong(1);
-    private final Set<String> unexpectedLogged = ConcurrentHashMap.newKeySet();
+    private final UnexpectedFailures unexpected;
     private final Instant mountedAt = Instant.now();
 
     /**
@@ -128,6 +128,7 @@ public final class StoreFileSystem implements FuseOperations {
     public StoreFileSystem(Layers layers, Errno errno, MountOptions options, Duration ttl, LongSupplier nanoTime) {
         this.layers = layers;
         this.errno = errno;
+        this.unexpected = new UnexpectedFailures(LOG, errno);
         this.options = options;
         this.ttlNanos = ttl.toNanos();
         this.nanoTime = nanoTime;
@@ -218,19 +219,8 @@ public final class StoreFileSystem implements FuseOperations {
         try {
             return call.getAsInt();
         } catch (Throwable t) {
-            String kind = operation + " " + t.getClass().getName();
-            if (unexpectedLogged.add(kind)) {
-                LOG.log(Level.SEVERE, operation + " of " + abbreviated(path) + " in the store failed unexpectedly; "
-                        + "answering EIO (further " + kind + " failures are logged at FINE)", t);
-            } else {
-                LOG.log(Level.FINE, operation + " of " + abbreviated(path) + " failed unexpectedly", t);
-            }
-            return -errno.eio();
+            return unexpected.answer(operation, path, t);
         }
-    }
-
-    private static String abbreviated(String path) {
-        return path.length() <= 200 ? path : path.substring(0, 100) + "..." + path.substring(path.length() - 100);
     }
 
     /** The layer a path is in, opened now by the first to look it up, or the errno that answers instead. */

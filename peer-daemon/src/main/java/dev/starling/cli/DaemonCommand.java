@@ -112,6 +112,11 @@ final class DaemonCommand implements Callable<Integer> {
                     + "keeps a serving node's uplink for its own work")
     long uploadRate;
 
+    @Option(names = "--hedge-after", paramLabel = "DURATION", converter = Sizes.DurationConverter.class,
+            description = "how long a span's owner may take before the next peer is asked too, for what it holds "
+                    + "(e.g. 1s, 500ms; default: 1s; 5s or more: no hedging)")
+    java.time.Duration hedgeAfter = DaemonConfig.DEFAULT_HEDGE_AFTER;
+
     @Option(names = "--store-auth-file", paramLabel = "FILE",
             description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
                     + "restarted daemon resolves private images before the next pull (default: memory only)")
@@ -274,7 +279,7 @@ final class DaemonCommand implements Callable<Integer> {
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
-                uploadRate);
+                uploadRate, hedgeAfter);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

@@ -57,11 +57,7 @@ public final class Daemon implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Daemon.class.getName());
     /** How long a peer may take to answer a request before the next source is asked. */
     static final Duration PEER_TIMEOUT = Duration.ofSeconds(5);
-    /**
-     * How long an owner may take before the next owner is asked as well: well above a chunk's time on
-     * a LAN (tens of ms for 4 MiB at 1 Gbit/s), well below the timeout that declares a peer dead.
-     */
-    static final Duration HEDGE_AFTER = Duration.ofMillis(1000);
+
 
     private final DaemonConfig config;
     private final RegistryClient client;
@@ -111,7 +107,7 @@ public final class Daemon implements AutoCloseable {
         this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
                 new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
                         blob.footer().format() == Footer.Format.ZSTD_CHUNKED, 0, 0),
-                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT, HEDGE_AFTER), new TocCache(config.root().resolve("tocs")));
+                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT, config.hedgeAfter()), new TocCache(config.root().resolve("tocs")));
         // a node fetches for peers from the registries it is told to, and from those of images mounted here
         this.provider = new PeerChunkProvider(store, layers::isOpen, client,
                 host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);

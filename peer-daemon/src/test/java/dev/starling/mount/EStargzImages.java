@@ -39,6 +39,19 @@ public final class EStargzImages {
         return new Layer(out, r.tocDigest(), r.diffId(), r.uncompressedSize());
     }
 
+    /**
+     * A tree a container can run: the static {@code /bin/busybox} (Debian's busybox-static) with
+     * {@code applets} linked to it under {@code bin/}; the caller adds its files.
+     */
+    public static Path busyboxTree(Path tree, String... applets) throws IOException {
+        Files.createDirectories(tree.resolve("bin"));
+        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
+        for (String applet : applets) {
+            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
+        }
+        return tree;
+    }
+
     /** {@code tree} as a plain tar.gz layer (gzip -n), not eStargz: what an ordinary build pushes. Its TOC digest is null. */
     public static Layer plain(Path tree, Path out) throws Exception {
         Path tar = out.resolveSibling(out.getFileName() + ".tar");

@@ -41,12 +41,7 @@ class ContainerdSnapshotterTest {
 
     @Test
     void containerdRunsAnEStargzImageLazilyAPlainOneAsUsualAndBothSurviveARestart() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("tree"));
-        Files.createDirectories(tree.resolve("bin"));
-        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "cat", "md5sum")) {
-            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
+        Path tree = EStargzImages.busyboxTree(dir.resolve("tree"), "sh", "cat", "md5sum");
         Files.createDirectories(tree.resolve("data"));
         Files.writeString(tree.resolve("data/hello.txt"), "hello from the snapshotter\n");
         byte[] model = new byte[6 << 20];

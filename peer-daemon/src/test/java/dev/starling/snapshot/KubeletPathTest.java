@@ -61,12 +61,7 @@ class KubeletPathTest {
 
     @Test
     void aPodRunsAnImagePulledLazilyThroughTheCriPlugin() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("tree"));
-        Files.createDirectories(tree.resolve("bin"));
-        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "cat", "sleep")) {
-            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
+        Path tree = EStargzImages.busyboxTree(dir.resolve("tree"), "sh", "cat", "sleep");
         Files.createDirectories(tree.resolve("data"));
         Files.writeString(tree.resolve("data/hello.txt"), "hello from a pod\n");
         EStargzImages.Layer esgz = EStargzImages.convert(tree, dir.resolve("layer.esgz"), ConvertOptions.defaults());
@@ -108,44 +103,8 @@ class KubeletPathTest {
                     assertTrue(snapshots.size() == 1 && snapshots.get(0).path("remote").asBoolean(),
                             "the CRI's labels reached the snapshotter: the layer is a remote snapshot: " + snapshots + "\n" + daemon.log());
 
-                    Path logs = Files.createDirectories(dir.resolve("pod-logs"));
-                    PodSandboxConfig pod = PodSandboxConfig.newBuilder()
-                            .setMetadata(PodSandboxMetadata.newBuilder().setName("lazy").setUid("uid-1").setNamespace("default"))
-                            .setLogDirectory(logs.toString())
-                            .setLinux(LinuxPodSandboxConfig.newBuilder().setSecurityContext(LinuxSandboxSecurityContext.newBuilder()
-                                    .setNamespaceOptions(NamespaceOption.newBuilder().setNetwork(NamespaceMode.NODE)
-                                            .setPid(NamespaceMode.CONTAINER).setIpc(NamespaceMode.POD))))
-                            .build();
-                    String podId = runtime.runPodSandbox(RunPodSandboxRequest.newBuilder().setConfig(pod).build()).getPodSandboxId();
-                    try {
-                        String containerId = runtime.createContainer(CreateContainerRequest.newBuilder().setPodSandboxId(podId)
-                                .setSandboxConfig(pod).setConfig(ContainerConfig.newBuilder()
-                                        .setMetadata(ContainerMetadata.newBuilder().setName("app"))
-                                        .setImage(ImageSpec.newBuilder().setImage(image.toString()))
-                                        .addAllCommand(List.of("cat", "/data/hello.txt")).setLogPath("app.log"))
-                                .build()).getContainerId();
-                        runtime.startContainer(StartContainerRequest.newBuilder().setContainerId(containerId).build());
-                        ContainerStatus status = null;
-                        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-                        while (System.nanoTime() < deadline) {
-                            status = runtime.containerStatus(ContainerStatusRequest.newBuilder().setContainerId(containerId).build())
-                                    .getStatus();
-                            if (status.getState() == ContainerState.CONTAINER_EXITED) {
-                                break;
-                            }
-                            Thread.sleep(200);
-                        }
-                        assertEquals(ContainerState.CONTAINER_EXITED, status.getState(), status.toString());
-                        assertEquals(0, status.getExitCode(), status.toString());
-                        // CRI log lines: "<time> stdout F <text>"
-                        String printed = Files.readAllLines(logs.resolve("app.log")).stream()
-                                .map(l -> l.split(" ", 4)).filter(f -> f.length == 4 && f[1].equals("stdout"))
-                                .map(f -> f[3]).collect(Collectors.joining("\n"));
-                        assertEquals("hello from a pod", printed, "the pod's container printed the image's file");
-                    } finally {
-                        runtime.stopPodSandbox(StopPodSandboxRequest.newBuilder().setPodSandboxId(podId).build());
-                        runtime.removePodSandbox(RemovePodSandboxRequest.newBuilder().setPodSandboxId(podId).build());
-                    }
+                    assertEquals("hello from a pod", runPod(runtime, image, Files.createDirectories(dir.resolve("pod-logs"))),
+                            "the pod's container printed the image's file");
                 } finally {
                     channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
                 }
@@ -163,12 +122,7 @@ class KubeletPathTest {
      */
     @Test
     void aPrivateImageIsLazyWhenItsPullComesThroughTheImageServiceProxy() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("tree"));
-        Files.createDirectories(tree.resolve("bin"));
-        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox"));
-        for (String applet : List.of("sh", "cat", "sleep")) {
-            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
+        Path tree = EStargzImages.busyboxTree(dir.resolve("tree"), "sh", "cat", "sleep");
         Files.createDirectories(tree.resolve("data"));
         Files.writeString(tree.resolve("data/hello.txt"), "direct\n");
         EStargzImages.Layer direct = EStargzImages.convert(tree, dir.resolve("direct.esgz"), ConvertOptions.defaults());

@@ -52,12 +52,7 @@ class PodmanStoreTest {
 
     @BeforeEach
     void pushImages() throws Exception {
-        Path tree = Files.createDirectories(dir.resolve("tree"));
-        Files.createDirectories(tree.resolve("bin"));
-        Files.copy(Path.of("/bin/busybox"), tree.resolve("bin/busybox")); // static: the image needs nothing else
-        for (String applet : List.of("sh", "cat", "md5sum")) {
-            Files.createSymbolicLink(tree.resolve("bin").resolve(applet), Path.of("busybox"));
-        }
+        Path tree = EStargzImages.busyboxTree(dir.resolve("tree"), "sh", "cat", "md5sum");
         Files.createDirectories(tree.resolve("data"));
         Files.writeString(tree.resolve("data/hello.txt"), "hello from the layer store\n");
         byte[] model = new byte[6 << 20];
