@@ -42,6 +42,12 @@ public final class LayerFileSystem implements FuseOperations {
     private static final Logger LOG = Logger.getLogger(LayerFileSystem.class.getName());
     static final String WHITEOUT_PREFIX = ".wh.";
     static final String OPAQUE_MARKER = ".wh..wh..opq";
+    /**
+     * The first read-ahead of a sequential reader: a reader that stops after a few MiB (a header, a
+     * config) must not cost the registry 32 MiB; the window doubles while the reader stays
+     * sequential, up to {@link MountOptions#readAheadBytes}.
+     */
+    static final long INITIAL_READ_AHEAD = 1L << 20;
     /** How far from the previous read's end a read may start and still count as sequential. */
     private static final long SEQUENTIAL_SLACK = 4L << 20;
     private static final byte[] OPAQUE_VALUE = "y".getBytes(StandardCharsets.US_ASCII);
@@ -100,12 +106,14 @@ public final class LayerFileSystem implements FuseOperations {
 
     /**
      * An open regular file, or the state file (node null). {@code readEnd} is where the last read
-     * ended, {@code aheadUntil} how far chunks have been asked for ahead of the reader.
+     * ended, {@code aheadUntil} how far chunks have been asked for ahead of the reader, {@code window}
+     * how far ahead the next read-ahead reaches (0: not sequential yet).
      */
     private static final class OpenFile {
         final TocNode node;
         volatile long readEnd;
         volatile long aheadUntil;
+        volatile long window;
 
         OpenFile(TocNode node) {
             this.node = node;
@@ -422,8 +430,12 @@ public final class LayerFileSystem implements FuseOperations {
     /**
      * A read that starts where the previous one ended, or a little past it (the kernel's readahead
      * sends several requests at once, out of order), marks a sequential reader: the chunks of the
-     * next {@link MountOptions#readAheadBytes} are asked for now, in parallel, instead of one at a time as the
-     * reader reaches them. A random reader never triggers it.
+     * next window are asked for now, in parallel, instead of one at a time as the reader reaches
+     * them. The window starts at {@link #INITIAL_READ_AHEAD}; each time the reader gets into the
+     * second half of what was asked for, the next window, twice as long (up to
+     * {@link MountOptions#readAheadBytes}), is asked for: as the kernel's own readahead grows. So a
+     * reader that stops early costs little, and one that goes on soon has 32 MiB on its way. A
+     * random reader never triggers it.
      */
     private void readAheadIfSequential(OpenFile of, long offset, long end) {
         long previousEnd = of.readEnd;
@@ -433,8 +445,17 @@ public final class LayerFileSystem implements FuseOperations {
             return;
         }
         TocNode file = of.node;
+        long window;
+        if (of.window == 0) {
+            window = Math.min(INITIAL_READ_AHEAD, options.readAheadBytes());
+        } else if (end >= of.aheadUntil - of.window / 2) {
+            // the reader is into the second half of what was asked for: ask for the next, twice as far
+            window = Math.min(options.readAheadBytes(), of.window * 2);
+        } else {
+            return; // enough is on its way
+        }
         long from = Math.max(end, of.aheadUntil);
-        long until = Math.min(file.size(), end + options.readAheadBytes());
+        long until = Math.min(file.size(), end + window);
         if (from >= until) {
             return;
         }
@@ -451,6 +472,7 @@ public final class LayerFileSystem implements FuseOperations {
         if (!upcoming.isEmpty()) {
             Chunk last = upcoming.getLast();
             of.aheadUntil = last.fileOffset() + last.size();
+            of.window = window;
             chunks.readAhead(upcoming);
         }
     }

@@ -213,6 +213,58 @@ class LayerMountTest {
         }
     }
 
+    /** Read-ahead earns its bytes: it starts small and grows while the reader stays sequential. */
+    @Test
+    void readAheadStartsSmallAndGrowsWhileTheReaderStaysSequential() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("ra-tree"));
+        byte[] model = new byte[64 << 20];
+        new Random(9).nextBytes(model);
+        Files.write(tree.resolve("model.bin"), model);
+        Path blob = dir.resolve("ra.esgz");
+        ConvertResult r = Converter.convert(tar(tree, "ra.tar"), blob, ConvertOptions.defaults().withChunkSize(1 << 20));
+        try (RangeReader reader = RangeReader.open(blob)) {
+            EStargzBlob opened = EStargzBlob.open(reader, r.tocDigest());
+            java.util.concurrent.atomic.AtomicLong askedUntil = new java.util.concurrent.atomic.AtomicLong();
+            dev.starling.estargz.ChunkSource source = new dev.starling.estargz.ChunkSource() {
+                @Override
+                public byte[] read(dev.starling.estargz.Chunk chunk) throws IOException {
+                    return opened.readChunk(chunk);
+                }
+
+                @Override
+                public void readAhead(List<dev.starling.estargz.Chunk> upcoming) {
+                    upcoming.forEach(c -> askedUntil.accumulateAndGet(c.fileOffset() + c.size(), Math::max));
+                }
+            };
+            // no kernel readahead: the file system sees the reader's own 128 KiB reads
+            MountOptions options = new MountOptions(32L << 20, 64, 16, 0, 8, false);
+            try (LayerMount m = LayerMount.mount(opened.index(), source, dir.resolve("mnt-grow"), "grow", null, options);
+                 java.nio.channels.FileChannel in = java.nio.channels.FileChannel.open(m.mountPoint().resolve("model.bin"))) {
+                java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(128 << 10);
+                long pos = 0;
+                while (pos < (4 << 20)) {
+                    buf.clear();
+                    pos += in.read(buf, pos);
+                    assertEquals(java.nio.ByteBuffer.wrap(model, (int) pos - buf.position(), buf.position()), buf.flip());
+                }
+                assertTrue(askedUntil.get() > 4 << 20 && askedUntil.get() <= 12 << 20,
+                        "after 4 MiB read, chunks up to " + (askedUntil.get() >> 20) + " MiB were asked for, not 36");
+                while (pos < (40 << 20)) {
+                    buf.clear();
+                    pos += in.read(buf, pos);
+                }
+                assertTrue(askedUntil.get() >= 56 << 20, "a reader that goes on has the full 32 MiB window: "
+                        + (askedUntil.get() >> 20) + " MiB asked for at 40 MiB read");
+                in.position(0); // random access: the right bytes, whatever was asked ahead
+                for (int offset : new int[] {50 << 20, 3 << 20, 63 << 20, 17 << 20}) {
+                    buf.clear();
+                    int n = in.read(buf, offset);
+                    assertEquals(java.nio.ByteBuffer.wrap(model, offset, n), buf.flip(), "bytes at " + offset);
+                }
+            }
+        }
+    }
+
     /** The kernel's page-cache readahead for the mount is raised from its 128 KiB default. */
     @Test
     void kernelReadAheadIsRaised() throws Exception {
