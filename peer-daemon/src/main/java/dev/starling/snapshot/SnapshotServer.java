@@ -51,6 +51,12 @@ public final class SnapshotServer implements AutoCloseable {
         Snapshotter snapshotter = new Snapshotter(root, remote, Clock.systemUTC());
         Files.createDirectories(socket.toAbsolutePath().getParent());
         Files.deleteIfExists(socket); // a killed daemon's socket file; nothing listens on it
+        try {
+            snapshotter.restore(executor); // orphans go before containerd can prepare anything
+        } catch (IOException | RuntimeException e) {
+            snapshotter.close();
+            throw e;
+        }
         EpollEventLoopGroup group = new EpollEventLoopGroup(2);
         Server server;
         try {
@@ -63,7 +69,6 @@ public final class SnapshotServer implements AutoCloseable {
             snapshotter.close();
             throw new IOException("cannot serve the containerd snapshotter at " + socket + ": " + e.getMessage(), e);
         }
-        snapshotter.restore(executor);
         return new SnapshotServer(server, snapshotter, remote, group, socket);
     }
 

@@ -348,12 +348,14 @@ public final class Snapshotter implements AutoCloseable {
         return s.kind() == Snapshot.Kind.ACTIVE ? measure(dir(s.id()).resolve("fs")) : new Usage(s.size(), s.inodes());
     }
 
-    /** Removes directories no snapshot owns (a crash between the metadata and the disk leaves them). */
-    public void cleanup() throws IOException {
+    /**
+     * Removes directories no snapshot owns (a crash between the metadata and the disk leaves them).
+     * Under the lock throughout: a snapshot prepared meanwhile must not have its new directory taken
+     * for an orphan.
+     */
+    public synchronized void cleanup() throws IOException {
         Set<String> owned = new HashSet<>();
-        synchronized (this) {
-            meta.all().forEach(s -> owned.add(Long.toString(s.id())));
-        }
+        meta.all().forEach(s -> owned.add(Long.toString(s.id())));
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(root.resolve("snapshots"))) {
             for (Path d : dirs) {
                 if (!owned.contains(d.getFileName().toString())) {
@@ -414,17 +416,25 @@ public final class Snapshotter implements AutoCloseable {
         return new Usage(totals[0], totals[1]);
     }
 
+    /** Removes {@code dir} and what is in it; what someone else removed meanwhile (a Cleanup) is no failure. */
     private static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
+        List<Path> paths;
         try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                try {
-                    Files.deleteIfExists(p);
-                } catch (FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
-                    throw new IOException("cannot remove " + p + ": " + e.getMessage(), e);
-                }
+            paths = walk.sorted(java.util.Comparator.reverseOrder()).toList();
+        } catch (java.nio.file.NoSuchFileException | java.io.UncheckedIOException gone) {
+            if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+                throw gone instanceof IOException io ? io : ((java.io.UncheckedIOException) gone).getCause();
+            }
+            return;
+        }
+        for (Path p : paths) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
+                throw new IOException("cannot remove " + p + ": " + e.getMessage(), e);
             }
         }
     }
