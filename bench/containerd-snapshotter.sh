@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-3}"
 work="$(mktemp -d /tmp/starling-bench-ctd.XXXXXX)"
 . "$root/bin/lib/local-registry.sh"
-. "$root/bench/lib/jdk-image.sh"
+. "$root/bench/lib/pull-run.sh"
 daemon_pid=""
 ctd_pid=""
 stop_all() {
@@ -36,9 +36,6 @@ reg="$LOCAL_REGISTRY"
 starling() { "$root/bin/starling" "$@"; }
 starling --version > /dev/null   # build once, outside the timings
 jdk="$(. "$root/bin/lib/jdk.sh" && starling_select_jdk && echo "$JAVA_HOME")"
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 echo "building the image (not timed) ..." >&2
 build_jdk_image "$work" "$reg" "$jdk"
@@ -88,19 +85,4 @@ TOML
   echo "$(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
 }
 
-: > "$work/overlayfs"; : > "$work/starling"
-for round in $(seq "$runs"); do
-  for kind in overlayfs starling; do
-    r=$(trial "$kind" "$round")
-    echo "round $round $kind: pull ${r% *} s, run ${r#* } s" >&2
-    echo "$r" >> "$work/$kind"
-  done
-done
-col() { awk -v c="$1" '{print $c}' "$2" | median; }
-tot() { awk '{print $1 + $2}' "$1" | median; }
-printf '\ncontainerd pull + run (java -version) of a %d MB image, medians of %d rounds, page cache dropped\n' \
-  "$((image_bytes / 1000000))" "$runs"
-printf '%-40s %10s %10s %10s\n' "" "pull s" "run s" "total s"
-printf '%-40s %10.2f %10.2f %10.2f\n' "overlayfs (ctr pull of the original)" "$(col 1 "$work/overlayfs")" "$(col 2 "$work/overlayfs")" "$(tot "$work/overlayfs")"
-printf '%-40s %10.2f %10.2f %10.2f\n' "starling (ctr-remote rpull, lazy)" "$(col 1 "$work/starling")" "$(col 2 "$work/starling")" "$(tot "$work/starling")"
-printf '%-40s %10.1fx\n' "total, overlayfs / starling" "$(echo "$(tot "$work/overlayfs") / $(tot "$work/starling")" | bc -l)"
+pull_run_rounds "$runs" "containerd pull + run (java -version) of a $((image_bytes / 1000000)) MB image" overlayfs "overlayfs (ctr pull of the original)" starling "starling (ctr-remote rpull, lazy)"

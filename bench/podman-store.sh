@@ -13,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-3}"
 work="$(mktemp -d /tmp/starling-bench-podman.XXXXXX)"
 . "$root/bin/lib/local-registry.sh"
-. "$root/bench/lib/jdk-image.sh"
+. "$root/bench/lib/pull-run.sh"
 daemon_pid=""
 cleanup() {
   stop_daemon
@@ -34,9 +34,6 @@ reg="$LOCAL_REGISTRY"
 starling() { "$root/bin/starling" "$@"; }
 starling --version > /dev/null   # build once, outside the timings
 jdk="$(. "$root/bin/lib/jdk.sh" && starling_select_jdk && echo "$JAVA_HOME")"
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 echo "building the image (not timed) ..." >&2
 build_jdk_image "$work" "$reg" "$jdk"
@@ -101,19 +98,4 @@ trial() { # KIND ROUND: prints "pull run" seconds
   echo "$(echo "$t1 - $t0" | bc) $(echo "$t2 - $t1" | bc)"
 }
 
-: > "$work/plain"; : > "$work/store"
-for round in $(seq "$runs"); do
-  for kind in plain store; do
-    r=$(trial "$kind" "$round")
-    echo "round $round $kind: pull ${r% *} s, run ${r#* } s" >&2
-    echo "$r" >> "$work/$kind"
-  done
-done
-col() { awk -v c="$1" '{print $c}' "$2" | median; }
-tot() { awk '{print $1 + $2}' "$1" | median; }
-printf '\npodman pull + podman run (java -version) of a %d MB image, medians of %d rounds, page cache dropped\n' \
-  "$((image_bytes / 1000000))" "$runs"
-printf '%-34s %10s %10s %10s\n' "" "pull s" "run s" "total s"
-printf '%-34s %10.2f %10.2f %10.2f\n' "plain pull of the original image" "$(col 1 "$work/plain")" "$(col 2 "$work/plain")" "$(tot "$work/plain")"
-printf '%-34s %10.2f %10.2f %10.2f\n' "through Starling's layer store" "$(col 1 "$work/store")" "$(col 2 "$work/store")" "$(tot "$work/store")"
-printf '%-34s %10.1fx\n' "total, plain / store" "$(echo "$(tot "$work/plain") / $(tot "$work/store")" | bc -l)"
+pull_run_rounds "$runs" "podman pull + podman run (java -version) of a $((image_bytes / 1000000)) MB image" plain "plain pull of the original image" store "through Starling's layer store"

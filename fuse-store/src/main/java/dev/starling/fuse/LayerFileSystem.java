@@ -134,6 +134,11 @@ public final class LayerFileSystem implements FuseOperations {
 
     @Override
     public void init(FuseConnInfo conn, FuseConfig config) {
+        init(conn, config, options);
+    }
+
+    /** What every Starling mount sets at init: our inode numbers, and how many requests the kernel keeps in flight. */
+    static void init(FuseConnInfo conn, FuseConfig config, MountOptions options) {
         NativeFields.useIno(config);
         conn.setMaxBackground(options.maxBackground());
         conn.setCongestionThreshold(Math.max(1, options.maxBackground() * 3 / 4));

@@ -206,9 +206,7 @@ public final class StoreFileSystem implements FuseOperations {
 
     @Override
     public void init(FuseConnInfo conn, FuseConfig config) {
-        NativeFields.useIno(config);
-        conn.setMaxBackground(options.maxBackground());
-        conn.setCongestionThreshold(Math.max(1, options.maxBackground() * 3 / 4));
+        LayerFileSystem.init(conn, config, options);
     }
 
     /*

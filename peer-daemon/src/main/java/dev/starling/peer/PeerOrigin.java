@@ -149,8 +149,8 @@ public final class PeerOrigin implements Origin {
         long deadline = System.nanoTime() + timeout.toNanos() + TimeUnit.SECONDS.toNanos(1);
         java.util.concurrent.CompletableFuture<List<byte[]>> first = request(peer, locator, refs);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
-        if (answers != null || first.isDone() && next == null) {
-            return answers == null ? null : accept(peer, chunks, answers);
+        if (answers != null) {
+            return accept(peer, chunks, answers);
         }
         if (next == null) { // no other peer to race: the owner may be filling from the registry; wait for it
             answers = await(peer, first, deadline - System.nanoTime());
@@ -164,7 +164,7 @@ public final class PeerOrigin implements Origin {
         java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, heldOnly, refs);
         hedged.add(next.nodeId());
         java.util.Map<java.util.concurrent.CompletableFuture<List<byte[]>>, Member> pending = new java.util.LinkedHashMap<>();
-        if (!first.isDone() || !first.isCompletedExceptionally()) {
+        if (!first.isCompletedExceptionally()) { // it answered nothing yet; a failed one has nothing more to say
             pending.put(first, peer);
         }
         pending.put(second, next);

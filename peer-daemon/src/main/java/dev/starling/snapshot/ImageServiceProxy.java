@@ -12,12 +12,7 @@ import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerMethodDefinition;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
-import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
 import java.io.ByteArrayInputStream;
@@ -27,7 +22,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -75,8 +69,7 @@ public final class ImageServiceProxy implements AutoCloseable {
     public static ImageServiceProxy start(Path socket, Path containerdSocket, HelperCredentials credentials,
                                           ExecutorService executor) throws IOException {
         EpollEventLoopGroup group = new EpollEventLoopGroup(2);
-        ManagedChannel upstream = NettyChannelBuilder.forAddress(new DomainSocketAddress(containerdSocket.toString()))
-                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
+        ManagedChannel upstream = UnixGrpc.channel(containerdSocket, group);
         HandlerRegistry forward = new HandlerRegistry() {
             @Override
             public ServerMethodDefinition<?, ?> lookupMethod(String fullMethodName, String authority) {
@@ -95,14 +88,9 @@ public final class ImageServiceProxy implements AutoCloseable {
                 return ServerMethodDefinition.create(method, handler);
             }
         };
-        Files.createDirectories(socket.toAbsolutePath().getParent());
-        Files.deleteIfExists(socket);
         Server server;
         try {
-            server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-                    .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(group).workerEventLoopGroup(group)
-                    .executor(executor).fallbackHandlerRegistry(forward).build().start();
-            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+            server = UnixGrpc.serve(socket, group, executor, b -> b.fallbackHandlerRegistry(forward));
         } catch (IOException | RuntimeException e) {
             upstream.shutdownNow();
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);

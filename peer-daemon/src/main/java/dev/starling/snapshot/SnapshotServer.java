@@ -3,14 +3,10 @@ package dev.starling.snapshot;
 import dev.starling.fuse.MountOptions;
 import dev.starling.mount.ImageResolver;
 import io.grpc.Server;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerDomainSocketChannel;
-import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Clock;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -22,14 +18,6 @@ import java.util.concurrent.TimeUnit;
  * containerd's config names the socket as a proxy plugin of type "snapshot".
  */
 public final class SnapshotServer implements AutoCloseable {
-    /** gRPC's Netty sets TCP keep-alive on every connection and warns that a unix socket has none; nothing is wrong. */
-    private static final java.util.logging.Logger BOOTSTRAP_LOG =
-            java.util.logging.Logger.getLogger("io.grpc.netty.shaded.io.netty.bootstrap.AbstractBootstrap");
-
-    static {
-        BOOTSTRAP_LOG.setLevel(java.util.logging.Level.SEVERE);
-    }
-
     private final Server server;
     private final Snapshotter snapshotter;
     private final EStargzLayers remote;
@@ -49,8 +37,6 @@ public final class SnapshotServer implements AutoCloseable {
                                        ExecutorService executor) throws IOException {
         EStargzLayers remote = new EStargzLayers(images, options);
         Snapshotter snapshotter = new Snapshotter(root, remote, Clock.systemUTC());
-        Files.createDirectories(socket.toAbsolutePath().getParent());
-        Files.deleteIfExists(socket); // a killed daemon's socket file; nothing listens on it
         try {
             snapshotter.restore(executor); // orphans go before containerd can prepare anything
         } catch (IOException | RuntimeException e) {
@@ -60,10 +46,7 @@ public final class SnapshotServer implements AutoCloseable {
         EpollEventLoopGroup group = new EpollEventLoopGroup(2);
         Server server;
         try {
-            server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-                    .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(group).workerEventLoopGroup(group)
-                    .executor(executor).addService(new SnapshotService(snapshotter)).build().start();
-            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+            server = UnixGrpc.serve(socket, group, executor, b -> b.addService(new SnapshotService(snapshotter)));
         } catch (IOException | RuntimeException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             snapshotter.close();

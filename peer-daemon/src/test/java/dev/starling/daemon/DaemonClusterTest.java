@@ -5,14 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.starling.cli.StarlingCli;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.mount.EStargzImages;
 import dev.starling.registry.ImageReference;
 import dev.starling.registry.LocalRegistry;
 import dev.starling.registry.RegistryClient;
-import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -34,7 +32,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class DaemonClusterTest {
-    static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     Path dir;
@@ -48,7 +45,6 @@ class DaemonClusterTest {
         Files.writeString(dir.resolve("tree/README"), "three nodes\n");
         EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
         List<DaemonProcess> daemons = new ArrayList<>();
-        List<Path> sockets = new ArrayList<>();
         List<Path> targets = new ArrayList<>();
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
              RegistryClient client = RegistryClient.anonymous()) {
@@ -66,20 +62,19 @@ class DaemonClusterTest {
                     options.addAll(List.of("--metrics-listen", "127.0.0.1:" + metricsPort));
                 }
                 daemons.add(DaemonProcess.start(dir, "node" + i, options));
-                sockets.add(daemons.get(i).socket());
                 targets.add(dir.resolve("rootfs" + i));
             }
             for (int i = 0; i < 3; i++) {
                 daemons.get(i).awaitReady();
-                assertEquals(0, StarlingCli.run("mount", "--socket", sockets.get(i).toString(), image.toString(),
+                assertEquals(0, StarlingCli.run("mount", "--socket", daemons.get(i).socket().toString(), image.toString(),
                         targets.get(i).toString()), "mount through daemon " + i + ": " + daemons.get(i).log());
             }
-            for (Path socket : sockets) { // membership converges in a second or two; a scale-out starts after
+            for (DaemonProcess d : daemons) { // membership converges in a second or two; a scale-out starts after
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (JSON.readTree(statusJson(socket)).path("members").size() < 3 && System.nanoTime() < deadline) {
+                while (d.status().path("members").size() < 3 && System.nanoTime() < deadline) {
                     Thread.sleep(100);
                 }
-                assertEquals(3, JSON.readTree(statusJson(socket)).path("members").size(), "every daemon sees the three");
+                assertEquals(3, d.status().path("members").size(), "every daemon sees the three");
             }
             long before = registry.blobBytesServed();
             assertArrayEquals(model, Files.readAllBytes(targets.get(0).resolve("models/model.bin")));
@@ -94,11 +89,11 @@ class DaemonClusterTest {
             assertTrue(egress < model.length * 1.3, "2 nodes x 24 MiB read; the registry served " + egress + " bytes");
             long fromPeers = 0;
             for (int i = 1; i < 3; i++) {
-                JsonNode status = JSON.readTree(statusJson(sockets.get(i)));
+                JsonNode status = daemons.get(i).status();
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
                 while (status.path("members").size() != 2 && System.nanoTime() < deadline) { // the killed one leaves the view
                     Thread.sleep(200);
-                    status = JSON.readTree(statusJson(sockets.get(i)));
+                    status = daemons.get(i).status();
                 }
                 assertEquals(2, status.path("members").size(), "the killed daemon is found dead: " + status.path("members"));
                 fromPeers += status.path("layers").get(0).path("peerBytes").asLong();
@@ -130,9 +125,5 @@ class DaemonClusterTest {
         }
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
         assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
-    }
-
-    private static String statusJson(Path socket) throws IOException {
-        return JSON.writeValueAsString(ControlSocket.call(socket, JSON.createObjectNode().put("op", "status")));
     }
 }

@@ -1,7 +1,7 @@
 package dev.starling.snapshot;
 
+import dev.starling.estargz.Processes;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -14,9 +14,6 @@ import java.util.concurrent.TimeUnit;
  * (package stargz-snapshotter) talk to it. Closing stops it and removes what it left mounted.
  */
 final class Containerd implements AutoCloseable {
-    record Result(int exit, String output) {
-    }
-
     private final Path dir;
     private final Path socket;
     private final Process process;
@@ -65,7 +62,7 @@ final class Containerd implements AutoCloseable {
         Containerd c = new Containerd(dir, socket, p);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (System.nanoTime() < deadline && p.isAlive()) {
-            if (Files.exists(socket) && c.run("ctr", "version").exit() == 0) {
+            if (Files.exists(socket) && c.run("ctr", "version").exitCode() == 0) {
                 return c;
             }
             Thread.sleep(200);
@@ -79,25 +76,19 @@ final class Containerd implements AutoCloseable {
     }
 
     /** Runs {@code ctr} or {@code ctr-remote} against this containerd, up to two minutes. */
-    Result run(String tool, String... args) throws IOException, InterruptedException {
+    Processes.Result run(String tool, String... args) throws IOException, InterruptedException {
         List<String> argv = new ArrayList<>(List.of(tool, "-a", socket.toString()));
         argv.addAll(List.of(args));
-        Process p = new ProcessBuilder(argv).redirectErrorStream(true).start();
-        byte[] out = p.getInputStream().readAllBytes();
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new IOException(String.join(" ", argv) + " did not finish in two minutes");
-        }
-        return new Result(p.exitValue(), new String(out, StandardCharsets.UTF_8));
+        return Processes.runForResult(dir, argv.toArray(String[]::new));
     }
 
     String ok(String tool, String... args) throws IOException, InterruptedException {
-        Result r = run(tool, args);
-        if (r.exit() != 0) {
-            throw new IOException(tool + " " + String.join(" ", args) + " exited " + r.exit() + ": " + r.output()
+        Processes.Result r = run(tool, args);
+        if (r.exitCode() != 0) {
+            throw new IOException(tool + " " + String.join(" ", args) + " exited " + r.exitCode() + ": " + r.stdout()
                     + "\ncontainerd's log:\n" + log());
         }
-        return r.output();
+        return r.stdout();
     }
 
     String log() {

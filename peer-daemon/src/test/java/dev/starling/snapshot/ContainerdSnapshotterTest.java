@@ -92,17 +92,17 @@ class ContainerdSnapshotterTest {
                 daemon.close(); // SIGTERM: the daemon unmounts its layers and stops
                 registry.stop(); // and the registry is gone when it comes back
                 daemon = DaemonProcess.start(dir, "node", options).awaitReady();
-                Containerd.Result again = null;
+                dev.starling.estargz.Processes.Result again = null;
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
                 for (int attempt = 0; System.nanoTime() < deadline; attempt++) { // containerd backs off before it redials
                     again = containerd.run("ctr", "run", "--rm", "--snapshotter", "starling", lazy.toString(), "lazy-" + (attempt + 2),
                             "sh", "-c", SCRIPT);
-                    if (again.exit() == 0) {
+                    if (again.exitCode() == 0) {
                         break;
                     }
                     Thread.sleep(1000);
                 }
-                assertEquals(expected, again.output(), "with the registry down, a new container of the lazy image runs after "
+                assertEquals(expected, again.stdout(), "with the registry down, a new container of the lazy image runs after "
                         + "the restart, its layer opened from the kept TOC and read from the disk tier: " + daemon.log());
                 String listed = containerd.ok("ctr", "snapshots", "--snapshotter", "starling", "ls");
                 assertTrue(listed.contains(snapshot.path("key").asText()), "the committed snapshots are still there: " + listed);

@@ -34,10 +34,7 @@ import dev.starling.registry.LocalRegistry;
 import dev.starling.registry.Manifest;
 import dev.starling.registry.RegistryClient;
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -87,8 +84,7 @@ class KubeletPathTest {
             EpollEventLoopGroup group = new EpollEventLoopGroup(1);
             try (DaemonProcess daemon = DaemonProcess.start(dir, "node", options).awaitReady();
                  Containerd containerd = Containerd.start(dir.resolve("ctd"), socket, criKeys, mirrors)) {
-                ManagedChannel channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(containerd.socket().toString()))
-                        .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
+                ManagedChannel channel = UnixGrpc.channel(containerd.socket(), group);
                 try {
                     RuntimeServiceGrpc.RuntimeServiceBlockingStub runtime = RuntimeServiceGrpc.newBlockingStub(channel)
                             .withDeadlineAfter(120, TimeUnit.SECONDS);
@@ -158,8 +154,8 @@ class KubeletPathTest {
             EpollEventLoopGroup group = new EpollEventLoopGroup(1);
             try (DaemonProcess daemon = DaemonProcess.start(dir, "node", options).awaitReady();
                  Containerd containerd = Containerd.start(ctd, socket, criKeys, registryTables)) {
-                ManagedChannel toContainerd = channel(containerd.socket(), group);
-                ManagedChannel toProxy = channel(proxy, group);
+                ManagedChannel toContainerd = UnixGrpc.channel(containerd.socket(), group);
+                ManagedChannel toProxy = UnixGrpc.channel(proxy, group);
                 try {
                     ImageServiceGrpc.newBlockingStub(toContainerd).withDeadlineAfter(120, TimeUnit.SECONDS)
                             .pullImage(PullImageRequest.newBuilder().setImage(ImageSpec.newBuilder().setImage(first.toString())).build());
@@ -183,11 +179,6 @@ class KubeletPathTest {
         }
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"));
         assertTrue(!mountinfo.contains(dir.toString()), "nothing left mounted under " + dir);
-    }
-
-    private static ManagedChannel channel(Path socket, EpollEventLoopGroup group) {
-        return NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
-                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
     }
 
     private static int remoteSnapshots(DaemonProcess daemon) throws Exception {
