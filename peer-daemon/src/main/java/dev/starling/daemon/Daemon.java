@@ -9,6 +9,7 @@ import dev.starling.discovery.Membership;
 import dev.starling.discovery.StaticMembership;
 import dev.starling.estargz.Footer;
 import dev.starling.fetch.ChunkStore;
+import dev.starling.fetch.ReadCounters;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
@@ -163,8 +164,9 @@ public final class Daemon implements AutoCloseable {
         return metrics == null ? null : metrics.address();
     }
 
-    long sum(java.util.function.ToLongFunction<LayerReader> field) {
-        return layers.layers().stream().mapToLong(l -> field.applyAsLong(l.reader())).sum();
+    /** Every layer's counts since the node started, closed layers' included. */
+    ReadCounters totals() {
+        return store.totals();
     }
 
     long peerServedBytes() {
@@ -327,6 +329,9 @@ public final class Daemon implements AutoCloseable {
         s.put("refusedRegistryRequests", provider.refused());
         s.put("memoryTierBytes", store.memoryBytes());
         s.put("diskTierBytes", store.disk().bytes());
+        ReadCounters totals = store.totals(); // since the node started: layers closed since count too
+        s.putObject("fetched").put("peerBytes", totals.peerBytes()).put("registryBytes", totals.fetchedBytes())
+                .put("registryRequests", totals.fetchRequests()).put("failures", totals.failures());
         ArrayNode mounted = s.putArray("mounts");
         mounts.keySet().forEach(p -> mounted.add(p.toString()));
         if (snapshotter != null) {

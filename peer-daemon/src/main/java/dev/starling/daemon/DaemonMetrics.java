@@ -26,33 +26,33 @@ final class DaemonMetrics implements AutoCloseable {
 
     DaemonMetrics(Daemon daemon, InetSocketAddress listen) throws IOException {
         counter("starling_read_bytes", "bytes FUSE reads took, by the source that answered", daemon,
-                d -> d.sum(r -> r.servedFromMemory()), "source", "memory");
+                d -> d.totals().servedFromMemory(), "source", "memory");
         counter("starling_read_bytes", "bytes FUSE reads took, by the source that answered", daemon,
-                d -> d.sum(r -> r.servedFromDisk()), "source", "disk");
+                d -> d.totals().servedFromDisk(), "source", "disk");
         counter("starling_read_bytes", "bytes FUSE reads took, by the source that answered", daemon,
-                d -> d.sum(r -> r.servedFromNetwork()), "source", "network");
+                d -> d.totals().servedFromNetwork(), "source", "network");
         counter("starling_fetched_bytes", "chunk bytes fetched for this node, by source", daemon,
-                d -> d.sum(r -> r.peerBytes()), "source", "peer");
+                d -> d.totals().peerBytes(), "source", "peer");
         counter("starling_fetched_bytes", "chunk bytes fetched for this node, by source (registry: compressed)", daemon,
-                d -> d.sum(r -> r.fetchedBytes()), "source", "registry");
+                d -> d.totals().fetchedBytes(), "source", "registry");
         counter("starling_registry_requests", "Range requests to the registry for this node's reads", daemon,
-                d -> d.sum(r -> r.fetchRequests()));
+                d -> d.totals().fetchRequests());
         counter("starling_peer_served_bytes", "chunk bytes sent to peers", daemon, d -> d.peerServedBytes());
         counter("starling_peer_fill_bytes", "compressed bytes fetched from the registry on peers' behalf", daemon,
                 d -> d.peerFillBytes());
         counter("starling_fetch_failures", "fetches or verifications that failed (the read got EIO or went on elsewhere)",
-                daemon, d -> d.sum(r -> r.failures()));
+                daemon, d -> d.totals().failures());
         for (LayerReader.ReadSource source : LayerReader.ReadSource.values()) {
             String tag = source.name().toLowerCase(java.util.Locale.ROOT);
-            FunctionTimer.builder("starling_read", daemon, d -> d.sum(r -> r.readCount(source)),
-                            d -> d.sum(r -> r.readNanos(source)), TimeUnit.NANOSECONDS)
+            FunctionTimer.builder("starling_read", daemon, d -> d.totals().readCount(source),
+                            d -> d.totals().readNanos(source), TimeUnit.NANOSECONDS)
                     .description("chunk reads for FUSE and their time, by the tier that answered (network: peers or registry)")
                     .tags("source", tag).register(registry);
         }
         counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
                 d -> d.quarantines(), "source", "peer");
         counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
-                d -> d.sum(r -> r.registryVerificationFailures()), "source", "registry");
+                d -> d.totals().registryVerificationFailures(), "source", "registry");
         counter("starling_verification_failures", "chunks that did not match the TOC, by where they came from", daemon,
                 d -> d.diskVerificationFailures(), "source", "disk");
         counter("starling_quarantines", "peers quarantined for sending bytes that do not match the TOC", daemon,

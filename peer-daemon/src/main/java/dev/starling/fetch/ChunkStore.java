@@ -19,11 +19,18 @@ public final class ChunkStore implements AutoCloseable {
     final FetchScheduler scheduler;
     /** Chunks being loaded or fetched now, node-wide; the future completes when the bytes are verified. */
     final ConcurrentHashMap<ChunkKey, CompletableFuture<byte[]>> inflight = new ConcurrentHashMap<>();
+    /** Every layer's counts since the node started, closed layers' included. */
+    final ReadCounters totals = new ReadCounters();
 
     public ChunkStore(DiskChunkCache disk, long memoryBytes, FetchOptions options) {
         this.memory = new MemoryChunkCache(memoryBytes);
         this.disk = disk;
         this.scheduler = new FetchScheduler(options);
+    }
+
+    /** What the node's reads took and fetches cost since it started: counters that never go down. */
+    public ReadCounters totals() {
+        return totals;
     }
 
     public FetchOptions options() {

@@ -21,7 +21,6 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -61,19 +60,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final BitSet unfetchable = new BitSet();
     private final long totalBytes;
     private long localBytes;
-    private final AtomicLong servedFromMemory = new AtomicLong();
-    private final AtomicLong servedFromDisk = new AtomicLong();
-    private final AtomicLong servedFromRegistry = new AtomicLong();
-    private final AtomicLong fetchedBytes = new AtomicLong();
-    private final AtomicLong fetchRequests = new AtomicLong();
-    /** Chunk bytes that came from peers rather than the registry. */
-    private final AtomicLong peerBytes = new AtomicLong();
-    private final AtomicLong failures = new AtomicLong();
-    /** Chunks the registry served that did not match the TOC. */
-    private final AtomicLong registryVerificationFailures = new AtomicLong();
-    /** Reads and their time by the tier that answered (memory, disk, network), for the latency metrics. */
-    private final AtomicLong[] readCounts = {new AtomicLong(), new AtomicLong(), new AtomicLong()};
-    private final AtomicLong[] readNanos = {new AtomicLong(), new AtomicLong(), new AtomicLong()};
+    private final ReadCounters counters;
     private volatile String lastError;
     private volatile Instant lastErrorAt;
     private volatile String prefetchState = "off";
@@ -100,6 +87,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         this.scheduler = store.scheduler;
         this.options = scheduler.options();
         this.inflight = store.inflight;
+        this.counters = new ReadCounters(store.totals);
         long total = 0;
         for (int i = 0; i < index.chunkTotal(); i++) {
             Chunk c = index.chunkAt(i);
@@ -138,8 +126,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         long t0 = System.nanoTime();
         byte[] data = memory.get(key(chunk));
         if (data != null) {
-            servedFromMemory.addAndGet(bytesUsed);
-            timed(ReadSource.MEMORY, t0);
+            counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
             return data;
         }
         // Through fetch() even when the chunk is on disk: the kernel asks for a chunk's 1 MiB pieces
@@ -148,32 +135,16 @@ public final class LayerReader implements ChunkSource, Closeable {
         try (Closeable ignored = scheduler.foreground()) {
             data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
-        (local ? servedFromDisk : servedFromRegistry).addAndGet(bytesUsed);
-        timed(local ? ReadSource.DISK : ReadSource.NETWORK, t0);
+        counters.served(local ? ReadSource.DISK : ReadSource.NETWORK, bytesUsed, System.nanoTime() - t0);
         return data;
     }
 
     /** Where a read's chunk came from, for the read-latency metrics. */
     public enum ReadSource { MEMORY, DISK, NETWORK }
 
-    private void timed(ReadSource source, long t0) {
-        readCounts[source.ordinal()].incrementAndGet();
-        readNanos[source.ordinal()].addAndGet(System.nanoTime() - t0);
-    }
-
-    /** Chunk reads answered by {@code source}, since the layer opened. */
-    public long readCount(ReadSource source) {
-        return readCounts[source.ordinal()].get();
-    }
-
-    /** Time those reads took, in nanoseconds. */
-    public long readNanos(ReadSource source) {
-        return readNanos[source.ordinal()].get();
-    }
-
-    /** Chunks the registry served that did not match the TOC (peers' bad chunks are their quarantines). */
-    public long registryVerificationFailures() {
-        return registryVerificationFailures.get();
+    /** What this layer's reads took and its fetches cost, since it opened (the node's totals are {@link ChunkStore#totals()}). */
+    public ReadCounters counters() {
+        return counters;
     }
 
     /** The chunk from the memory tier, or from the disk tier when it is there; null when it must be fetched. */
@@ -183,8 +154,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         ChunkKey key = key(chunk);
         byte[] data = memory.get(key);
         if (data != null) {
-            servedFromMemory.addAndGet(bytesUsed);
-            timed(ReadSource.MEMORY, t0);
+            counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
             return data;
         }
         return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
@@ -239,7 +209,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             return 0;
         }
         prefetchState = "running";
-        long before = fetchedBytes.get();
+        long before = counters.fetchedBytes();
         try (Closeable ignored = scheduler.foreground()) {
             for (int i = 0; i < index.chunkTotal() && !closed; i++) {
                 Chunk c = index.chunkAt(i);
@@ -255,7 +225,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         } catch (IOException e) {
             prefetchState = "failed";
         }
-        return fetchedBytes.get() - before;
+        return counters.fetchedBytes() - before;
     }
 
     /**
@@ -286,7 +256,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                 if (!scheduler.awaitBackgroundTurn(lastSpan)) {
                     return;
                 }
-                long before = fetchedBytes.get();
+                long before = counters.fetchedBytes();
                 try {
                     await(fetch(i, options.fetchUnit(), Long.MAX_VALUE, false));
                     pauseMillis = 1000;
@@ -304,7 +274,7 @@ public final class LayerReader implements ChunkSource, Closeable {
                     pauseMillis = Math.min(pauseMillis * 2, 60_000);
                     backgroundState = "running";
                 }
-                lastSpan = fetchedBytes.get() - before;
+                lastSpan = counters.fetchedBytes() - before;
                 if (i == index.chunkTotal() && recheckLocal()) {
                     i = firstMissing(); // chunks evicted while the fetch went on
                 }
@@ -402,9 +372,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             List<Origin.Fetched> fetched;
             try {
                 Origin.Span got = origin.fetch(span);
-                fetchRequests.addAndGet(got.requests());
-                fetchedBytes.addAndGet(got.bytes());
-                peerBytes.addAndGet(got.peerBytes());
+                counters.fetched(got);
                 fetched = got.chunks();
             } catch (IOException e) {
                 long startAt = c.compressedOffset();
@@ -445,10 +413,7 @@ public final class LayerReader implements ChunkSource, Closeable {
     }
 
     private IOException failure(IOException e) {
-        failures.incrementAndGet();
-        if (e instanceof dev.starling.estargz.VerificationException) {
-            registryVerificationFailures.incrementAndGet();
-        }
+        counters.failed(e instanceof VerificationException);
         lastError = e.getMessage();
         lastErrorAt = Instant.now();
         LOG.log(Level.WARNING, e.getMessage());
@@ -516,38 +481,6 @@ public final class LayerReader implements ChunkSource, Closeable {
         return totalBytes;
     }
 
-    /** Compressed bytes fetched from the registry for chunks (not counting the footer and TOC). */
-    public long fetchedBytes() {
-        return fetchedBytes.get();
-    }
-
-    /** Bytes FUSE reads took from the memory tier, the disk tier, and the network (peers or registry). */
-    public long servedFromMemory() {
-        return servedFromMemory.get();
-    }
-
-    public long servedFromDisk() {
-        return servedFromDisk.get();
-    }
-
-    public long servedFromNetwork() {
-        return servedFromRegistry.get();
-    }
-
-    /** Fetches or verifications that failed. */
-    public long failures() {
-        return failures.get();
-    }
-
-    /** Chunk bytes received from peers. */
-    public long peerBytes() {
-        return peerBytes.get();
-    }
-
-    public long fetchRequests() {
-        return fetchRequests.get();
-    }
-
     public String lastError() {
         return lastError;
     }
@@ -585,14 +518,14 @@ public final class LayerReader implements ChunkSource, Closeable {
             g.writeNumberField("localBytes", have);
             g.writeNumberField("totalBytes", totalBytes);
             g.writeObjectFieldStart("bytesServed");
-            g.writeNumberField("memory", servedFromMemory.get());
-            g.writeNumberField("disk", servedFromDisk.get());
-            g.writeNumberField("registry", servedFromRegistry.get());
+            g.writeNumberField("memory", counters.servedFromMemory());
+            g.writeNumberField("disk", counters.servedFromDisk());
+            g.writeNumberField("registry", counters.servedFromNetwork());
             g.writeEndObject();
-            g.writeNumberField("fetchRequests", fetchRequests.get());
-            g.writeNumberField("fetchedBytes", fetchedBytes.get());
-            g.writeNumberField("peerBytes", peerBytes.get());
-            g.writeNumberField("failures", failures.get());
+            g.writeNumberField("fetchRequests", counters.fetchRequests());
+            g.writeNumberField("fetchedBytes", counters.fetchedBytes());
+            g.writeNumberField("peerBytes", counters.peerBytes());
+            g.writeNumberField("failures", counters.failures());
             g.writeStringField("prefetch", prefetchState);
             g.writeStringField("backgroundFetch", backgroundState);
             g.writeEndObject();
@@ -604,8 +537,10 @@ public final class LayerReader implements ChunkSource, Closeable {
     }
 
     @Override
-    public void close() throws IOException {
-        closed = true;
-        retention.close();
+    public synchronized void close() throws IOException {
+        if (!closed) {
+            closed = true;
+            retention.close();
+        }
     }
 }

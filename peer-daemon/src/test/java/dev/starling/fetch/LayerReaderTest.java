@@ -118,6 +118,10 @@ class LayerReaderTest {
         return out.toByteArray();
     }
 
+    private static long served(ReadCounters c) {
+        return c.servedFromMemory() + c.servedFromDisk() + c.servedFromNetwork();
+    }
+
     private static String state(Opened o) {
         return new String(o.reader().stateJson(), StandardCharsets.UTF_8);
     }
@@ -132,11 +136,33 @@ class LayerReaderTest {
                 assertArrayEquals(contents.get(i), readFile(coalesced, name), name);
                 assertArrayEquals(contents.get(i), readFile(oneByOne, name), name);
             }
-            long payload = coalesced.reader().fetchedBytes();
+            long payload = coalesced.reader().counters().fetchedBytes();
             assertTrue(payload >= 300 * 1000, "every small file was fetched: " + payload);
-            assertTrue(coalesced.reader().fetchRequests() <= payload / unit + 2,
-                    coalesced.reader().fetchRequests() + " requests for " + payload + " bytes in units of " + unit);
-            assertEquals(SMALL_FILES, oneByOne.reader().fetchRequests(), "a 1-byte unit fetches each file on its own");
+            assertTrue(coalesced.reader().counters().fetchRequests() <= payload / unit + 2,
+                    coalesced.reader().counters().fetchRequests() + " requests for " + payload + " bytes in units of " + unit);
+            assertEquals(SMALL_FILES, oneByOne.reader().counters().fetchRequests(), "a 1-byte unit fetches each file on its own");
+        }
+    }
+
+    @Test
+    void theNodesTotalsKeepALayersCountsAfterItCloses() throws Exception {
+        try (Opened first = open(FOREGROUND_ONLY)) {
+            assertArrayEquals(contents.getLast(), readFile(first, "z-big"));
+            long fetched = first.reader().counters().fetchedBytes();
+            first.reader().close();
+            RegistryRangeReader remote = new RegistryRangeReader(client, repo, blobDigest);
+            EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
+            RegistryOrigin origin = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), first.store().scheduler());
+            try (LayerReader again = new LayerReader(dev.starling.registry.Digest.parse(blobDigest), blob, remote.size(), origin,
+                    first.store())) {
+                assertArrayEquals(contents.getLast(), readFile(new Opened(again, first.store()), "z-big"));
+                assertEquals(0, again.counters().fetchedBytes(), "the reopened layer reads the node's tiers: "
+                        + new String(again.stateJson(), StandardCharsets.UTF_8));
+                ReadCounters node = first.store().totals();
+                assertEquals(fetched, node.fetchedBytes(), "the node still counts what the closed layer fetched");
+                assertEquals(served(first.reader().counters()) + served(again.counters()), served(node), "and both layers' reads");
+                assertEquals(2 * contents.getLast().length, served(node));
+            }
         }
     }
 
@@ -160,7 +186,7 @@ class LayerReaderTest {
             for (CompletableFuture<byte[]> r : readers) {
                 assertArrayEquals(contents.getLast(), r.get());
             }
-            assertEquals(1, o.reader().fetchRequests(), "eight readers, one Range request");
+            assertEquals(1, o.reader().counters().fetchRequests(), "eight readers, one Range request");
             assertTrue(state(o).contains("\"fetchRequests\":1,"), "the state file counts it too: " + state(o));
         }
     }

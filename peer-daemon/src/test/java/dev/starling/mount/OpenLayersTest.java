@@ -53,7 +53,7 @@ class OpenLayersTest {
                 assertEquals("shared\n", Files.readString(dir.resolve("a/etc/os-release")));
                 assertEquals("shared\n", Files.readString(dir.resolve("b/etc/os-release")));
                 assertEquals("app\n", Files.readString(dir.resolve("b/srv/main")));
-                assertEquals(1, a.layerReaders().getFirst().fetchRequests(), "read through two images, fetched once");
+                assertEquals(1, a.layerReaders().getFirst().counters().fetchRequests(), "read through two images, fetched once");
             }
             assertEquals(0, layers.layers().size(), "the last user's release closes a layer");
         }

@@ -163,7 +163,7 @@ class PeerFetchTest {
         }
         long egress = registry.blobBytesServed() - before;
         assertTrue(egress < big.length * 1.1, "three nodes read 40 MiB; the registry served " + egress + " bytes");
-        long fromPeers = cluster.stream().mapToLong(n -> n.reader.peerBytes()).sum();
+        long fromPeers = cluster.stream().mapToLong(n -> n.reader.counters().peerBytes()).sum();
         assertTrue(fromPeers >= big.length, "the rest came from peers: " + fromPeers);
         assertTrue(cluster.stream().filter(n -> n.server.bytesServed() > 0).count() >= 2,
                 "the spans' owners are spread: " + cluster.stream().map(n -> n.id + "=" + n.server.bytesServed()).toList());
