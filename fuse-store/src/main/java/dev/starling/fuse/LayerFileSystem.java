@@ -9,17 +9,17 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.ArrayList;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.cryptomator.jfuse.api.DirFiller;
@@ -58,6 +58,8 @@ public final class LayerFileSystem implements FuseOperations {
     private final Errno errno;
     private final StateFile state;
     private final MountOptions options;
+    /** {@code FUSE_READDIR_PLUS} of libfuse's {@code enum fuse_readdir_flags}: the kernel wants attributes too. */
+    private static final int READDIR_PLUS = 1;
     private final long stateDirIno;
     /** Open files by handle: the node, and where a sequential reader is. */
     private final Map<Long, OpenFile> open = new ConcurrentHashMap<>();
@@ -501,27 +503,34 @@ public final class LayerFileSystem implements FuseOperations {
         if (e == null || !e.isDirectory()) {
             return -errno.enoent();
         }
+        List<Map.Entry<String, Entry>> listing = new ArrayList<>();
         if (e.kind() == Kind.STATE_DIR) {
-            filler.fill(".", st -> fill(st, e), 0, 0);
-            filler.fill("..", st -> fill(st, Entry.of(index.root())), 0, 0);
-            filler.fill(state.name(), st -> fill(st, new Entry(Kind.STATE_FILE, null, stateDirIno + 1)), 0, 0);
-            return 0;
-        }
-        TocNode dir = e.node();
-        TreeMap<String, Entry> listing = new TreeMap<>();
-        for (int i = 0; i < dir.childCount(); i++) {
-            String name = dir.childName(i);
-            if (!hidden(dir, name)) {
-                listing.put(name, Entry.of(dir.child(i)));
+            listing.add(Map.entry(".", e));
+            listing.add(Map.entry("..", Entry.of(index.root())));
+            listing.add(Map.entry(state.name(), new Entry(Kind.STATE_FILE, null, stateDirIno + 1)));
+        } else {
+            TocNode dir = e.node();
+            TreeMap<String, Entry> children = new TreeMap<>(); // one order for every call of one listing
+            for (int i = 0; i < dir.childCount(); i++) {
+                String name = dir.childName(i);
+                if (!hidden(dir, name)) {
+                    children.put(name, Entry.of(dir.child(i)));
+                }
             }
+            whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> children.put(name, new Entry(Kind.WHITEOUT, null, ino)));
+            listing.add(Map.entry(".", e));
+            listing.add(Map.entry("..", Entry.of(dir.parent() == null ? dir : dir.parent())));
+            listing.addAll(children.entrySet());
         }
-        whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> listing.put(name, new Entry(Kind.WHITEOUT, null, ino)));
-        filler.fill(".", st -> fill(st, e), 0, 0);
-        TocNode parent = dir.parent() == null ? dir : dir.parent();
-        filler.fill("..", st -> fill(st, Entry.of(parent)), 0, 0);
-        for (Map.Entry<String, Entry> child : listing.entrySet()) {
-            if (filler.fill(child.getKey(), st -> fill(st, child.getValue()), 0, 0) != 0) {
-                return -errno.enomem();
+        // Asked for READDIRPLUS, the attributes go with the names, and a walk (find, du, overlayfs'
+        // checks) needs no LOOKUP per entry. libfuse passes them on only for entries filled with an
+        // offset (its other mode keeps names and modes alone), so each entry carries its position
+        // and the kernel asks again from where its buffer filled up.
+        int plus = (flags & READDIR_PLUS) != 0 ? DirFiller.FUSE_FILL_DIR_PLUS : 0;
+        for (int i = (int) Math.max(0, offset); i < listing.size(); i++) {
+            Map.Entry<String, Entry> child = listing.get(i);
+            if (filler.fill(child.getKey(), st -> fill(st, child.getValue()), i + 1, i < 2 ? 0 : plus) != 0) {
+                return 0; // the kernel's buffer is full: it comes back with offset i
             }
         }
         return 0;

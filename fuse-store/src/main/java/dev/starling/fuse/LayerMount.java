@@ -16,10 +16,17 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
  * {@code kernel_cache} so re-reads come from the page cache (layers are immutable), never
  * {@code direct_io} (it breaks mmap, which model loaders use), and a stale mount left by a killed
  * process cleared first. Closing unmounts.
+ *
+ * <p>A layer's tree never changes while it is mounted, so the kernel may keep what it looked up,
+ * names that are not there included, for as long as the mount lasts ({@link #IMMUTABLE_TREE}); a
+ * remount is a new superblock and caches nothing of the old one. The state file changes, but it is
+ * opened {@code direct_io}: its bytes are always read afresh, only its {@code stat} size may lag.
  */
 public final class LayerMount implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(LayerMount.class.getName());
     static final String LIBFUSE = "/usr/lib/x86_64-linux-gnu/libfuse3.so.3";
+    /** The kernel's entry, attribute and negative-lookup caching for a tree that cannot change (libfuse's default: 1 s, 1 s, none). */
+    static final String IMMUTABLE_TREE = "entry_timeout=86400,attr_timeout=86400,negative_timeout=86400";
 
     private final Fuse fuse;
     private final Path mountPoint;
@@ -39,7 +46,7 @@ public final class LayerMount implements AutoCloseable {
                                    MountOptions options) throws IOException {
         checkOptionValue(name);
         return mount(errno -> new LayerFileSystem(index, chunks, errno, state, options), mountPoint, "starling:" + name,
-                options, "ro");
+                options, "ro", IMMUTABLE_TREE);
     }
 
     /**

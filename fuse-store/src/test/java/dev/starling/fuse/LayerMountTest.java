@@ -213,6 +213,39 @@ class LayerMountTest {
         }
     }
 
+    /**
+     * The kernel keeps a layer's lookups for the mount's life, absent names too: a new layer mounted
+     * at the same place shows its own tree, never what the kernel cached of the old one.
+     */
+    @Test
+    void cachedLookupsNeverOutliveTheirMount() throws Exception {
+        OneFileLayer first = oneFileLayer("first", "config", "first version\n");
+        Path tree = Files.createDirectories(dir.resolve("second-tree"));
+        Files.writeString(tree.resolve("config"), "the second, longer version\n");
+        Files.writeString(tree.resolve("added"), "new\n");
+        Path secondBlob = dir.resolve("second.esgz");
+        String secondToc = Converter.convert(tar(tree, "second.tar"), secondBlob, ConvertOptions.defaults()).tocDigest();
+        Path mnt = dir.resolve("mnt-same");
+        try (RangeReader reader = RangeReader.open(first.blob())) {
+            EStargzBlob opened = EStargzBlob.open(reader, first.tocDigest());
+            try (LayerMount m = LayerMount.mount(opened.index(), opened::readChunk, mnt, "first")) {
+                assertEquals("first version\n", Files.readString(mnt.resolve("config")));
+                assertEquals(14, Files.size(mnt.resolve("config")));
+                assertFalse(Files.exists(mnt.resolve("added")), "not in the first layer (and now a cached negative lookup)");
+                assertFalse(Files.exists(mnt.resolve("added")));
+            }
+        }
+        try (RangeReader reader = RangeReader.open(secondBlob)) {
+            EStargzBlob opened = EStargzBlob.open(reader, secondToc);
+            try (LayerMount m = LayerMount.mount(opened.index(), opened::readChunk, mnt, "second")) {
+                assertEquals("new\n", Files.readString(mnt.resolve("added")), "the name the first mount had not");
+                assertEquals(27, Files.size(mnt.resolve("config")), "the second layer's size, not the cached one");
+                assertEquals("the second, longer version\n", Files.readString(mnt.resolve("config")));
+                assertEquals(List.of("added", "config"), names(mnt));
+            }
+        }
+    }
+
     /** Read-ahead earns its bytes: it starts small and grows while the reader stays sequential. */
     @Test
     void readAheadStartsSmallAndGrowsWhileTheReaderStaysSequential() throws Exception {

@@ -64,6 +64,11 @@ final class DaemonCommand implements Callable<Integer> {
             description = "disk tier bound (default: half the space of the root's file system)")
     Long cacheSize;
 
+    @Option(names = "--memory-tier", paramLabel = "SIZE", converter = Sizes.LongConverter.class,
+            description = "what the memory tier holds at most: chunks read ahead or partly read, not yet in the page cache "
+                    + "(default: 64M; it is heap, so keep it well under the heap limit)")
+    long memoryTier = DaemonConfig.DEFAULT_MEMORY_TIER_BYTES;
+
     @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
             description = "serve Prometheus metrics at http://HOST:PORT/metrics (default: none)")
     String metricsListen;
@@ -279,7 +284,7 @@ final class DaemonCommand implements Callable<Integer> {
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
-                uploadRate, hedgeAfter);
+                uploadRate, hedgeAfter, memoryTier);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

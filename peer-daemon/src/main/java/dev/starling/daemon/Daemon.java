@@ -94,7 +94,7 @@ public final class Daemon implements AutoCloseable {
         this.helperCredentials = helperCredentials;
         Path chunks = config.root().resolve("chunks");
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
-        this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), ChunkStore.DEFAULT_MEMORY_BYTES, FetchOptions.DEFAULTS);
+        this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), memoryTierBytes(config), FetchOptions.DEFAULTS);
         Member self = new Member(config.nodeId(), config.peerListen(), config.zone());
         // one node needs no failure detector; with peers, SWIM finds who is alive (and who was killed)
         boolean alone = config.join().stream().allMatch(a -> DaemonConfig.address(a).equals(config.nodeId()));
@@ -162,6 +162,20 @@ public final class Daemon implements AutoCloseable {
     /** Where the Prometheus endpoint listens, or null when there is none. */
     public InetSocketAddress metricsAddress() {
         return metrics == null ? null : metrics.address();
+    }
+
+    /**
+     * The memory tier is heap: at most half of it, so a small heap (a pod's memory limit; see
+     * bin/starling) leaves room for the chunks being fetched and decompressed.
+     */
+    private static long memoryTierBytes(DaemonConfig config) {
+        long half = Runtime.getRuntime().maxMemory() / 2;
+        if (config.memoryTierBytes() > half) {
+            LOG.warning("the memory tier is " + half / (1 << 20) + " MiB, half the heap, not the " + config.memoryTierBytes() / (1 << 20)
+                    + " MiB asked for: raise the heap (STARLING_HEAP) or lower --memory-tier");
+            return half;
+        }
+        return config.memoryTierBytes();
     }
 
     /** Every layer's counts since the node started, closed layers' included. */
@@ -327,7 +341,9 @@ public final class Daemon implements AutoCloseable {
         s.put("bytesServedToPeers", peers.bytesServed());
         s.put("bytesFilledForPeers", provider.fillBytes());
         s.put("refusedRegistryRequests", provider.refused());
-        s.put("memoryTierBytes", store.memoryBytes());
+        s.putObject("memory").put("residentBytes", ProcessMemory.residentBytes()).put("heapUsedBytes", ProcessMemory.heapUsedBytes())
+                .put("heapMaxBytes", ProcessMemory.heapMaxBytes()).put("memoryTierBytes", store.memoryBytes())
+                .put("memoryTierMaxBytes", store.memoryMaxBytes());
         s.put("diskTierBytes", store.disk().bytes());
         ReadCounters totals = store.totals(); // since the node started: layers closed since count too
         s.putObject("fetched").put("peerBytes", totals.peerBytes()).put("registryBytes", totals.fetchedBytes())

@@ -23,14 +23,16 @@ import java.util.Set;
  * @param imageService the CRI image-service proxy kubelet's {@code --image-service-endpoint} names, or null for none
  * @param uploadBytesPerSecond what this node sends to all peers together, at most; 0 for no cap
  * @param hedgeAfter how long a span's owner may take before the next peer is asked too (for what it holds)
+ * @param memoryTierBytes the memory tier's bound: chunks still to be read (read ahead, or partly read)
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
                            Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond,
-                           java.time.Duration hedgeAfter) {
+                           java.time.Duration hedgeAfter, long memoryTierBytes) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
-        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null);
+        this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null,
+                DEFAULT_MEMORY_TIER_BYTES);
     }
 
     /**
@@ -71,6 +73,7 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
      * a LAN (tens of ms for 4 MiB at 1 Gbit/s), well below the timeout that declares a peer dead.
      */
     public static final java.time.Duration DEFAULT_HEDGE_AFTER = java.time.Duration.ofSeconds(1);
+    public static final long DEFAULT_MEMORY_TIER_BYTES = dev.starling.fetch.ChunkStore.DEFAULT_MEMORY_BYTES;
     public static final Path DEFAULT_CONTAINERD_SOCKET = Path.of("/run/starling/containerd.sock");
     public static final Path DEFAULT_SOCKET = Path.of("/run/starling/starling.sock");
     public static final int DEFAULT_PEER_PORT = 7400;
@@ -80,6 +83,9 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
             throw new IllegalArgumentException("the upload rate cannot be negative: " + uploadBytesPerSecond);
         }
         hedgeAfter = hedgeAfter == null ? DEFAULT_HEDGE_AFTER : hedgeAfter;
+        if (memoryTierBytes < 0) {
+            throw new IllegalArgumentException("the memory tier cannot be negative: " + memoryTierBytes);
+        }
         join = List.copyOf(join);
         allowRegistries = Set.copyOf(allowRegistries);
         zone = zone == null ? "" : zone;

@@ -5,6 +5,7 @@ import dev.starling.fetch.LayerReader;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
@@ -64,6 +65,9 @@ final class DaemonMetrics implements AutoCloseable {
         Gauge.builder("starling_open_layers", daemon, d -> d.openLayerCount()).register(registry);
         Gauge.builder("starling_memory_tier_bytes", daemon, d -> d.memoryTierBytes()).register(registry);
         Gauge.builder("starling_disk_tier_bytes", daemon, d -> d.diskTierBytes()).register(registry);
+        Gauge.builder("starling_process_resident_bytes", daemon, d -> ProcessMemory.residentBytes())
+                .description("the daemon's resident set (VmRSS): what the node's memory accounting sees").register(registry);
+        new JvmMemoryMetrics().bindTo(registry); // jvm_memory_used_bytes / _max_bytes by area and pool
         server = HttpServer.create(listen, 16);
         server.createContext("/metrics", exchange -> {
             byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);

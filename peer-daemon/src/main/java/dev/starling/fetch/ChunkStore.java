@@ -11,8 +11,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * read through it with a {@link LayerReader} each.
  */
 public final class ChunkStore implements AutoCloseable {
-    /** The memory tier's default bound: decompressed chunks for FUSE's small reads of one chunk. */
-    public static final long DEFAULT_MEMORY_BYTES = 256L << 20;
+    /**
+     * The memory tier's default bound. Chunks leave it once read (the page cache has them then), so
+     * it holds read-ahead windows and partly read chunks: 48 MiB is a full 32 MiB window and more,
+     * within the launcher's 128 MiB heap (bin/starling).
+     */
+    public static final long DEFAULT_MEMORY_BYTES = 48L << 20;
 
     final MemoryChunkCache memory;
     final DiskChunkCache disk;
@@ -67,6 +71,11 @@ public final class ChunkStore implements AutoCloseable {
     /** Bytes held in the memory tier now. */
     public long memoryBytes() {
         return memory.bytes();
+    }
+
+    /** The memory tier's bound. */
+    public long memoryMaxBytes() {
+        return memory.maxBytes();
     }
 
     /** Chunks being fetched or loaded now (for status). */

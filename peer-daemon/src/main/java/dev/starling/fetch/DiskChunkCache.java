@@ -140,15 +140,24 @@ public final class DiskChunkCache {
 
     /** The chunk's verified bytes, or null when it is not stored (or was damaged, and is now dropped). */
     public byte[] get(ChunkKey key, Chunk chunk) throws IOException {
-        return get(key, chunk.describe());
+        return get(key, chunk.describe(), -1);
+    }
+
+    /**
+     * The bytes of a chunk the caller verified on their way to this file, or on an earlier load:
+     * not hashed again, only their length checked. Null as for {@link #get(ChunkKey, Chunk)}.
+     */
+    public byte[] getVerifiedBefore(ChunkKey key, Chunk chunk) throws IOException {
+        return get(key, chunk.describe(), chunk.size());
     }
 
     /** The same, for a chunk known only by its key (a peer asking for it). */
     public byte[] get(ChunkKey key) throws IOException {
-        return get(key, "chunk " + key);
+        return get(key, "chunk " + key, -1);
     }
 
-    private byte[] get(ChunkKey key, String what) throws IOException {
+    /** {@code verifiedLength} -1: hash the bytes; else only check they are that long. */
+    private byte[] get(ChunkKey key, String what, long verifiedLength) throws IOException {
         synchronized (this) {
             if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
                 return null;
@@ -157,8 +166,9 @@ public final class DiskChunkCache {
         Path file = path(key);
         try {
             byte[] data = Files.readAllBytes(file);
-            if (!key.matches(data)) {
-                throw new VerificationException(what + " on disk does not hash to its digest");
+            if (verifiedLength >= 0 ? data.length != verifiedLength : !key.matches(data)) {
+                throw new VerificationException(what + " on disk " + (verifiedLength >= 0 ? "is " + data.length
+                        + " bytes, not the " + verifiedLength + " it was written with" : "does not hash to its digest"));
             }
             synchronized (this) {
                 hits++;

@@ -18,7 +18,7 @@ public record FetchOptions(long fetchUnit, long maxGap, boolean prefetch, boolea
                            long backgroundBytesPerSecond, long backgroundQuietMillis, int readAheadThreads,
                            long maxBytesInFlight) {
     public static final FetchOptions DEFAULTS = new FetchOptions(2L << 20, 64L << 10, true, true, 100L << 20, 500, 4,
-            256L << 20);
+            32L << 20);
     /** The largest fetch unit: a Range request is held in memory whole, and the reader's member limit is 256 MiB. */
     public static final long MAX_FETCH_UNIT = 256L << 20;
 

@@ -56,6 +56,12 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final Set<Integer> queuedAhead = ConcurrentHashMap.newKeySet();
     /** Chunks this node holds in the disk tier (as far as it knows: the disk tier may evict them since). */
     private final BitSet local = new BitSet();
+    /**
+     * Chunks of {@link #local} whose file this open wrote from verified bytes, or already loaded and
+     * verified: loaded again, they are not hashed again (the reference never hashes its cache at all).
+     * A chunk on disk from before this open, a restart's, is verified the first time it is loaded.
+     */
+    private final BitSet verifiedOnDisk = new BitSet();
     /** Chunks whose bytes in the blob are bad: background fetch does not come back to them. */
     private final BitSet unfetchable = new BitSet();
     private final long totalBytes;
@@ -124,9 +130,11 @@ public final class LayerReader implements ChunkSource, Closeable {
     @Override
     public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
         long t0 = System.nanoTime();
-        byte[] data = memory.get(key(chunk));
+        ChunkKey key = key(chunk);
+        byte[] data = memory.get(key);
         if (data != null) {
             counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
+            memory.consumed(key, bytesUsed);
             return data;
         }
         // Through fetch() even when the chunk is on disk: the kernel asks for a chunk's 1 MiB pieces
@@ -136,6 +144,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
         }
         counters.served(local ? ReadSource.DISK : ReadSource.NETWORK, bytesUsed, System.nanoTime() - t0);
+        memory.consumed(key, bytesUsed);
         return data;
     }
 
@@ -155,6 +164,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         byte[] data = memory.get(key);
         if (data != null) {
             counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
+            memory.consumed(key, bytesUsed);
             return data;
         }
         return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
@@ -162,13 +172,14 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     /** A chunk marked local, from the disk tier and now also in memory; null when the disk tier lacks it. */
     private byte[] fromDisk(Chunk chunk) throws IOException {
-        byte[] data = disk.get(key(chunk), chunk);
+        byte[] data = isVerifiedOnDisk(chunk.index()) ? disk.getVerifiedBefore(key(chunk), chunk) : disk.get(key(chunk), chunk);
         if (data == null) {
             unmarkLocal(chunk); // evicted (the disk tier was smaller than the mounted layers) or found damaged
             return null;
         }
         memory.put(key(chunk), data);
         markLocal(chunk);
+        markVerifiedOnDisk(chunk);
         return data;
     }
 
@@ -409,6 +420,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         waiters.complete(data);
         if (disk.put(key, data)) {
             markLocal(chunk);
+            markVerifiedOnDisk(chunk);
         }
     }
 
@@ -432,7 +444,16 @@ public final class LayerReader implements ChunkSource, Closeable {
         }
     }
 
+    private synchronized boolean isVerifiedOnDisk(int chunkIndex) {
+        return verifiedOnDisk.get(chunkIndex);
+    }
+
+    private synchronized void markVerifiedOnDisk(Chunk chunk) {
+        verifiedOnDisk.set(chunk.index());
+    }
+
     private synchronized void unmarkLocal(Chunk chunk) {
+        verifiedOnDisk.clear(chunk.index());
         if (local.get(chunk.index())) {
             local.clear(chunk.index());
             localBytes -= chunk.size();

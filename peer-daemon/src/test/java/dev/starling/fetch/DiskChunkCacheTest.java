@@ -236,6 +236,25 @@ class DiskChunkCacheTest {
     }
 
     @Test
+    void aChunkVerifiedBeforeIsReadWithoutHashingButATruncatedOneIsStillCaught() throws Exception {
+        Origin origin = new Origin();
+        byte[] data = random(4, 50_000);
+        Chunk c = origin.add(data);
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
+        cache.put(key(c), data);
+        assertArrayEquals(data, cache.getVerifiedBefore(key(c), c));
+        Path file = dir.resolve(BLOB.hex()).resolve(HexFormat.of().formatHex(c.digest()));
+        Files.write(file, java.util.Arrays.copyOf(data, 40_000));
+        assertEquals(null, cache.getVerifiedBefore(key(c), c), "a file of another length is refused and dropped");
+        assertEquals(false, cache.contains(key(c)));
+        cache.put(key(c), data);
+        byte[] flipped = data.clone();
+        flipped[7] ^= 1;
+        Files.write(file, flipped);
+        assertEquals(null, cache.get(key(c), c), "a load that was not verified before hashes the bytes");
+    }
+
+    @Test
     void fullDiskStillServesReads() throws Exception {
         Path small = Files.createDirectories(dir.resolve("tiny"));
         Processes.run(dir, "mount", "-t", "tmpfs", "-o", "size=256k", "starling-test", small.toString());

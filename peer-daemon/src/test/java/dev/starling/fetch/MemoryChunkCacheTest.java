@@ -37,4 +37,20 @@ class MemoryChunkCacheTest {
         assertNotNull(cache.get(chunk(1)), "recently read");
         assertNull(cache.get(chunk(2)), "least recently used");
     }
+
+    @Test
+    void aChunkLeavesOnceAllItsBytesWereRead() {
+        MemoryChunkCache cache = new MemoryChunkCache(1 << 20);
+        cache.put(chunk(1), new byte[1000]);
+        cache.put(chunk(2), new byte[1000]);
+        cache.consumed(chunk(1), 600);
+        assertNotNull(cache.get(chunk(1)), "400 bytes still to be read");
+        cache.put(chunk(1), new byte[1000]); // fetched again by a second reader: what was read still counts
+        cache.consumed(chunk(1), 400);
+        assertNull(cache.get(chunk(1)), "all read: the page cache has it now");
+        assertNotNull(cache.get(chunk(2)), "the unread chunk stays");
+        assertEquals(1000, cache.bytes());
+        cache.consumed(chunk(3), 100); // not held: nothing to do
+        assertEquals(1000, cache.bytes());
+    }
 }
