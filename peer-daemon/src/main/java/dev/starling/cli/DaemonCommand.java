@@ -69,6 +69,11 @@ final class DaemonCommand implements Callable<Integer> {
                     + "(default: 64M; it is heap, so keep it well under the heap limit)")
     long memoryTier = DaemonConfig.DEFAULT_MEMORY_TIER_BYTES;
 
+    @Option(names = "--warmup", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "run the read path once over a layer of its own right after start, so the first image is "
+                    + "served by compiled code (default: on)")
+    boolean warmup = true;
+
     @Option(names = "--metrics-listen", paramLabel = "HOST:PORT",
             description = "serve Prometheus metrics at http://HOST:PORT/metrics (default: none)")
     String metricsListen;
@@ -284,7 +289,7 @@ final class DaemonCommand implements Callable<Integer> {
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
-                uploadRate, hedgeAfter, memoryTier);
+                uploadRate, hedgeAfter, memoryTier, warmup);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

@@ -138,6 +138,12 @@ public final class Daemon implements AutoCloseable {
         });
         long sweepMillis = Math.clamp(storeTtl.toMillis() / 4, 250, 30_000);
         sweeper.scheduleWithFixedDelay(this::sweepStore, sweepMillis, sweepMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
+        if (config.warmup()) {
+            Thread warm = new Thread(() -> Warmup.run(config.root().resolve("warmup")), "starling-warmup");
+            warm.setDaemon(true);
+            warm.setPriority(Thread.MIN_PRIORITY);
+            warm.start();
+        }
         this.control = ControlSocket.listen(config.socket(), this::handle);
         this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
     }

@@ -24,15 +24,16 @@ import java.util.Set;
  * @param uploadBytesPerSecond what this node sends to all peers together, at most; 0 for no cap
  * @param hedgeAfter how long a span's owner may take before the next peer is asked too (for what it holds)
  * @param memoryTierBytes the memory tier's bound: chunks still to be read (read ahead, or partly read)
+ * @param warmup     run the read path once over a layer of its own right after start ({@link Warmup})
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
                            Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond,
-                           java.time.Duration hedgeAfter, long memoryTierBytes) {
+                           java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
         this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null,
-                DEFAULT_MEMORY_TIER_BYTES);
+                DEFAULT_MEMORY_TIER_BYTES, false);
     }
 
     /**

@@ -49,6 +49,16 @@ public final class FetchScheduler implements AutoCloseable {
         return options;
     }
 
+    /**
+     * Counts as foreground activity now: a layer just opened, and the reads it was opened for are
+     * about to come. Background fetching waits its quiet time from here, so it does not take the
+     * registry's bandwidth (and the node's CPU) from a container's first reads.
+     */
+    public synchronized void foregroundExpected() {
+        lastForegroundEnd = System.nanoTime();
+        notifyAll();
+    }
+
     /** Marks a foreground fetch until the handle is closed; background fetching pauses meanwhile. */
     public Closeable foreground() {
         synchronized (this) {

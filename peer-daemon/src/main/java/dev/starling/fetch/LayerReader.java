@@ -67,6 +67,11 @@ public final class LayerReader implements ChunkSource, Closeable {
     private final long totalBytes;
     private long localBytes;
     private final ReadCounters counters;
+    static final long FIRST_UNIT = 64L << 10;
+    private static final long BURST_NANOS = 1_000_000_000L;
+    /** The foreground unit now, and when the last foreground fetch was planned (0: never); guarded by this. */
+    private long foregroundUnit;
+    private long lastForegroundFetch;
     private volatile String lastError;
     private volatile Instant lastErrorAt;
     private volatile String prefetchState = "off";
@@ -141,11 +146,27 @@ public final class LayerReader implements ChunkSource, Closeable {
         // at once, and one of them should load and verify it, not each.
         boolean local = isLocal(chunk.index());
         try (Closeable ignored = scheduler.foreground()) {
-            data = await(fetch(chunk.index(), options.fetchUnit(), Long.MAX_VALUE, true));
+            data = await(fetch(chunk.index(), foregroundUnit(t0), Long.MAX_VALUE, true));
         }
         counters.served(local ? ReadSource.DISK : ReadSource.NETWORK, bytesUsed, System.nanoTime() - t0);
         memory.consumed(key, bytesUsed);
         return data;
+    }
+
+    /**
+     * How far a read's fetch may reach past its own chunk into missing neighbours: 64 KiB for the
+     * first read after a quiet second (a container's first file: its bytes and latency are what it
+     * waits for, the reference's unit is 50,000 bytes), doubling with each read that follows within
+     * the second, up to the fetch unit: a burst of small-file reads (a start-up scanning a package
+     * tree) soon fetches them many to a request.
+     */
+    private long foregroundUnit(long now) {
+        synchronized (this) {
+            boolean burst = lastForegroundFetch != 0 && now - lastForegroundFetch < BURST_NANOS;
+            foregroundUnit = burst ? Math.min(options.fetchUnit(), foregroundUnit * 2) : Math.min(options.fetchUnit(), FIRST_UNIT);
+            lastForegroundFetch = now;
+            return foregroundUnit;
+        }
     }
 
     /** Where a read's chunk came from, for the read-latency metrics. */
@@ -318,6 +339,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         }
         if (options.backgroundFetch()) {
             backgroundState = "queued";
+            scheduler.foregroundExpected();
             scheduler.background(this::fetchRemaining);
         }
     }

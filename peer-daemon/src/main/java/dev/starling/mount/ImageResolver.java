@@ -143,15 +143,9 @@ public final class ImageResolver implements AutoCloseable {
 
     private Image fetch(ImageReference ref) throws IOException {
         Manifest manifest = ImageLayers.manifest(client, ref, null);
-        Descriptor config = manifest.config();
-        JsonNode configJson = JSON.readTree(client.readBlob(ref, config.digest().toString(), 0, Math.toIntExact(config.size())));
-        List<String> diffIds = new ArrayList<>();
-        configJson.path("rootfs").path("diff_ids").forEach(id -> diffIds.add(id.asText()));
         List<Descriptor> descriptors = manifest.layers();
-        if (diffIds.size() != descriptors.size()) {
-            throw new IOException(ref + ": its config lists " + diffIds.size() + " diff IDs for " + descriptors.size() + " layers");
-        }
         onImage.accept(ref);
+        // The layers open while the config is fetched: the first lookup waits for the slower, not both.
         List<CompletableFuture<OpenLayers.Layer>> ahead = new ArrayList<>();
         for (Descriptor d : descriptors) {
             String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
@@ -164,7 +158,20 @@ public final class ImageResolver implements AutoCloseable {
                 }
             }, executor));
         }
-        return new Image(ref, descriptors, List.copyOf(diffIds), ahead);
+        Image image = new Image(ref, descriptors, List.of(), ahead);
+        try {
+            Descriptor config = manifest.config();
+            JsonNode configJson = JSON.readTree(client.readBlob(ref, config.digest().toString(), 0, Math.toIntExact(config.size())));
+            List<String> diffIds = new ArrayList<>();
+            configJson.path("rootfs").path("diff_ids").forEach(id -> diffIds.add(id.asText()));
+            if (diffIds.size() != descriptors.size()) {
+                throw new IOException(ref + ": its config lists " + diffIds.size() + " diff IDs for " + descriptors.size() + " layers");
+            }
+            return new Image(ref, descriptors, List.copyOf(diffIds), ahead);
+        } catch (IOException | RuntimeException e) {
+            letGo(image);
+            throw e;
+        }
     }
 
     /** Lets go of the images not asked about for the hold time, and of the least recent beyond {@link #MAX_IMAGES}. */
@@ -188,12 +195,16 @@ public final class ImageResolver implements AutoCloseable {
     private void letGo(Entry entry) {
         Image image = entry.resolved.getNow(null);
         if (image != null) {
-            image.ahead().forEach(f -> f.thenAccept(layer -> {
-                if (layer != null) {
-                    release(layer);
-                }
-            }));
+            letGo(image);
         }
+    }
+
+    private void letGo(Image image) {
+        image.ahead().forEach(f -> f.thenAccept(layer -> {
+            if (layer != null) {
+                release(layer);
+            }
+        }));
     }
 
     /** Releases {@code layer} to the node's open layers, logging a failure to close it. */

@@ -48,6 +48,9 @@ public final class DaemonProcess implements AutoCloseable {
         if (!options.contains("--containerd-socket")) { // never the node's own: tests run daemons side by side
             argv.add("--no-containerd");
         }
+        if (!options.contains("--warmup")) { // a second or two of CPU per daemon, on two cores shared by the suite (WarmupTest covers it)
+            argv.add("--no-warmup");
+        }
         argv.addAll(options);
         Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         return new DaemonProcess(p, root, socket, log);

@@ -232,7 +232,7 @@ public final class Converter {
             diffId.update(tocTar);
             uncompressed += tocTar.length;
             long tocOffset = members.written();
-            byte[] tocMember = MemberWriter.compressMember(List.of(tocTar), tocTar.length, options.level());
+            byte[] tocMember = MemberWriter.compressToc(tocTar, options.level());
             members.emit(tocMember, 0, tocMember.length, false);
             byte[] footer = Footer.estargz(tocOffset);
             members.emit(footer, 0, footer.length, false);

@@ -120,9 +120,37 @@ abstract class MemberWriter implements AutoCloseable {
                 (byte) length, (byte) (length >> 8), (byte) (length >> 16), (byte) (length >> 24)};
     }
 
-    /** Compresses a whole member in one go; safe to run on any thread. */
+    /**
+     * Members of at most this many uncompressed bytes are compressed twice, with zlib's default
+     * strategy and with {@code Z_FILTERED}, and the smaller kept. Go's flate (the reference
+     * converter) finds more short matches than zlib's default in text full of hex digests (TOCs,
+     * lock files, small configs): measured on 3,000 small-file members, zlib's default came out
+     * 2.5 % larger than Go and {@code Z_FILTERED} 0.7 % smaller, while on binaries (a JDK) the
+     * default is 7 % smaller. Small members are a layer's small part of its bytes unless the layer
+     * is all small files, so the second pass costs little where it does not pay.
+     */
+    static final int TRY_BOTH_STRATEGIES_UP_TO = 64 * 1024;
+
+    /** Compresses a whole member in one go; safe to run on any thread. The same input always gives the same bytes. */
     static byte[] compressMember(List<byte[]> parts, long length, int level) {
+        return length <= TRY_BOTH_STRATEGIES_UP_TO ? smaller(parts, length, level)
+                : compressMember(parts, length, level, Deflater.DEFAULT_STRATEGY);
+    }
+
+    /** The TOC's member: JSON that is mostly hex digests, compressed both ways whatever its size (once per layer). */
+    static byte[] compressToc(byte[] tocTar, int level) {
+        return smaller(List.of(tocTar), tocTar.length, level);
+    }
+
+    private static byte[] smaller(List<byte[]> parts, long length, int level) {
+        byte[] byDefault = compressMember(parts, length, level, Deflater.DEFAULT_STRATEGY);
+        byte[] filtered = compressMember(parts, length, level, Deflater.FILTERED);
+        return filtered.length < byDefault.length ? filtered : byDefault;
+    }
+
+    private static byte[] compressMember(List<byte[]> parts, long length, int level, int strategy) {
         Deflater deflater = new Deflater(level, true);
+        deflater.setStrategy(strategy);
         CRC32 crc = new CRC32();
         java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream((int) Math.min(length / 2 + 64, 1 << 24));
         buf.writeBytes(gzipHeader(level));
