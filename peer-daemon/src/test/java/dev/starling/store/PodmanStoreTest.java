@@ -147,6 +147,11 @@ class PodmanStoreTest {
         JsonNode served = node.status().path("layers").get(0).path("bytesServed");
         assertTrue(served.path("memory").asLong() + served.path("disk").asLong() + served.path("registry").asLong() >= 6 << 20,
                 "the bytes the container read through the store show in status: " + served);
+        JsonNode memory = node.status().path("memory");
+        assertTrue(memory.path("residentBytes").asLong() > 32 << 20 && memory.path("heapMaxBytes").asLong() == 512L << 20
+                && memory.path("memoryTierMaxBytes").asLong() == 48L << 20, "status shows the daemon's memory: " + memory);
+        assertTrue(memory.path("memoryTierBytes").asLong() < 8 << 20, "the chunks the container read left the memory tier "
+                + "(the page cache has them): " + memory);
 
         podman.ok("pull", plain.toString()); // not eStargz: the store says ENOENT and podman pulls it itself
         String plainLayer = registry.requests().stream().filter(r -> r.method().equals("GET") && r.uri().contains("/blobs/")
