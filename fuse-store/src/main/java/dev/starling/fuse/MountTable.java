@@ -58,12 +58,14 @@ public final class MountTable {
 
     /** Whether {@code path} exists but cannot be looked at: a mount whose daemon died. */
     public static boolean isDead(Path path) {
-        try {
-            Files.readAttributes(path, "unix:ino");
+        // Listing, not stat: the kernel answers a stat from the attributes it caches (a day, for a
+        // layer), dead daemon or not, while opening a directory always asks the file system.
+        try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(path)) {
+            entries.iterator().hasNext();
             return false;
-        } catch (NoSuchFileException absent) {
+        } catch (NoSuchFileException | java.nio.file.NotDirectoryException absent) {
             return false;
-        } catch (IOException notConnected) {
+        } catch (IOException | java.nio.file.DirectoryIteratorException notConnected) {
             return true;
         }
     }

@@ -380,11 +380,11 @@ class LayerMountTest {
             String line = new java.io.BufferedReader(new java.io.InputStreamReader(daemon.getInputStream())).readLine();
             assertEquals("mounted", line);
             assertEquals("fresh", Files.readString(mnt.resolve("f")));
+            Files.readAttributes(mnt, "unix:ino"); // the root's attributes now cached by the kernel, for a day
         } finally {
             daemon.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // kill -9: the mount stays behind, dead
         }
-        IOException dead = assertThrows(IOException.class, () -> Files.readString(mnt.resolve("f")));
-        assertTrue(dead.getMessage().contains("not connected"), dead.getMessage());
+        assertTrue(MountTable.isDead(mnt), "dead, though a stat of it is still answered from the kernel's cache");
         try (RangeReader reader = RangeReader.open(layer.blob())) {
             EStargzBlob opened = EStargzBlob.open(reader, layer.tocDigest());
             try (LayerMount again = LayerMount.mount(opened.index(), opened::readChunk, mnt, "again")) {

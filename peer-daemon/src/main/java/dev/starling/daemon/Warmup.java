@@ -36,9 +36,9 @@ import java.util.stream.Stream;
  */
 final class Warmup {
     private static final Logger LOG = Logger.getLogger(Warmup.class.getName());
-    private static final int DIRECTORIES = 20;
+    private static final int DIRECTORIES = 40;
     private static final int FILES_PER_DIRECTORY = 100;
-    private static final int ROUNDS = 3;
+    private static final int ROUNDS = 5;
 
     private Warmup() {
     }
