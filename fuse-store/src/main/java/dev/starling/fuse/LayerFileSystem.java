@@ -58,6 +58,13 @@ public final class LayerFileSystem implements FuseOperations {
     private final Errno errno;
     private final StateFile state;
     private final MountOptions options;
+    /** The listings {@link #listing} keeps: a few walkers' current directories. */
+    private final Map<TocNode, List<Map.Entry<String, Entry>>> listings = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<TocNode, List<Map.Entry<String, LayerFileSystem.Entry>>> eldest) {
+            return size() > 16;
+        }
+    };
     /** {@code FUSE_READDIR_PLUS} of libfuse's {@code enum fuse_readdir_flags}: the kernel wants attributes too. */
     private static final int READDIR_PLUS = 1;
     private final long stateDirIno;
@@ -498,30 +505,46 @@ public final class LayerFileSystem implements FuseOperations {
         return e.isDirectory() ? 0 : -errno.enotdir();
     }
 
+    /**
+     * A directory's entries in name order, the same for every call of one listing: the kernel reads
+     * a directory in several calls (its buffer holds a few dozen entries with their attributes), so
+     * the last few listings are kept rather than sorted again for each call.
+     */
+    private List<Map.Entry<String, Entry>> listing(Entry e) {
+        TocNode dir = e.node();
+        synchronized (listings) {
+            List<Map.Entry<String, Entry>> kept = listings.get(dir);
+            if (kept != null) {
+                return kept;
+            }
+        }
+        TreeMap<String, Entry> children = new TreeMap<>();
+        for (int i = 0; i < dir.childCount(); i++) {
+            String name = dir.childName(i);
+            if (!hidden(dir, name)) {
+                children.put(name, Entry.of(dir.child(i)));
+            }
+        }
+        whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> children.put(name, new Entry(Kind.WHITEOUT, null, ino)));
+        List<Map.Entry<String, Entry>> listing = new ArrayList<>(children.size() + 2);
+        listing.add(Map.entry(".", e));
+        listing.add(Map.entry("..", Entry.of(dir.parent() == null ? dir : dir.parent())));
+        listing.addAll(children.entrySet());
+        synchronized (listings) {
+            listings.put(dir, listing);
+        }
+        return listing;
+    }
+
     private int doReaddir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
         Entry e = resolve(path);
         if (e == null || !e.isDirectory()) {
             return -errno.enoent();
         }
-        List<Map.Entry<String, Entry>> listing = new ArrayList<>();
-        if (e.kind() == Kind.STATE_DIR) {
-            listing.add(Map.entry(".", e));
-            listing.add(Map.entry("..", Entry.of(index.root())));
-            listing.add(Map.entry(state.name(), new Entry(Kind.STATE_FILE, null, stateDirIno + 1)));
-        } else {
-            TocNode dir = e.node();
-            TreeMap<String, Entry> children = new TreeMap<>(); // one order for every call of one listing
-            for (int i = 0; i < dir.childCount(); i++) {
-                String name = dir.childName(i);
-                if (!hidden(dir, name)) {
-                    children.put(name, Entry.of(dir.child(i)));
-                }
-            }
-            whiteouts.getOrDefault(dir, Map.of()).forEach((name, ino) -> children.put(name, new Entry(Kind.WHITEOUT, null, ino)));
-            listing.add(Map.entry(".", e));
-            listing.add(Map.entry("..", Entry.of(dir.parent() == null ? dir : dir.parent())));
-            listing.addAll(children.entrySet());
-        }
+        List<Map.Entry<String, Entry>> listing = e.kind() == Kind.STATE_DIR
+                ? List.of(Map.entry(".", e), Map.entry("..", Entry.of(index.root())),
+                        Map.entry(state.name(), new Entry(Kind.STATE_FILE, null, stateDirIno + 1)))
+                : listing(e);
         // Asked for READDIRPLUS, the attributes go with the names, and a walk (find, du, overlayfs'
         // checks) needs no LOOKUP per entry. libfuse passes them on only for entries filled with an
         // offset (its other mode keeps names and modes alone), so each entry carries its position
