@@ -25,7 +25,6 @@ import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
-import java.util.regex.Pattern;
 import org.cryptomator.jfuse.api.DirFiller;
 import org.cryptomator.jfuse.api.Errno;
 import org.cryptomator.jfuse.api.FileInfo;
@@ -51,7 +50,6 @@ import org.cryptomator.jfuse.api.TimeSpec;
  */
 public final class StoreFileSystem implements FuseOperations {
     private static final Logger LOG = Logger.getLogger(StoreFileSystem.class.getName());
-    private static final Pattern DIGEST = Pattern.compile("sha256:[0-9a-f]{64}");
     static final String DIFF = "diff", INFO = "info", BLOB = "blob", USE = "use";
     private static final long ROOT_INO = 1;
     /** Inode numbers of a layer's own files (info, blob, its directory), above any TOC node's in its 2^32 block. */
@@ -160,14 +158,17 @@ public final class StoreFileSystem implements FuseOperations {
         }
     }
 
-    private Where where(String path) throws BadName {
-        if (path.equals("/") || path.isEmpty()) {
-            return new Where(null, null, null, null);
-        }
-        String[] parts = path.substring(1).split("/", 4);
+    /**
+     * The image reference a top-level name stands for, decoded and checked once: every request of a
+     * walk through a layer names it again (libfuse hands over whole paths), and parsing a
+     * reference is the dearest part of finding a layer. Bounded: cleared when it holds 1,024.
+     */
+    private final Map<String, String> references = new ConcurrentHashMap<>();
+
+    private String reference(String name) throws BadName {
         String ref;
         try {
-            ref = new String(Base64.getDecoder().decode(parts[0]), StandardCharsets.UTF_8);
+            ref = new String(Base64.getDecoder().decode(name), StandardCharsets.UTF_8);
         } catch (IllegalArgumentException e) {
             throw new BadName("not base64");
         }
@@ -176,10 +177,40 @@ public final class StoreFileSystem implements FuseOperations {
         } catch (IllegalArgumentException e) {
             throw new BadName("not an image reference: " + e.getMessage());
         }
+        if (references.size() >= 1024) {
+            references.clear();
+        }
+        references.put(name, ref);
+        return ref;
+    }
+
+    /** {@code sha256:} and 64 lowercase hex digits (a layer key), checked without a regex per request. */
+    private static boolean isDigest(String s) {
+        if (s.length() != 71 || !s.startsWith("sha256:")) {
+            return false;
+        }
+        for (int i = 7; i < 71; i++) {
+            char c = s.charAt(i);
+            if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private Where where(String path) throws BadName {
+        if (path.equals("/") || path.isEmpty()) {
+            return new Where(null, null, null, null);
+        }
+        String[] parts = path.substring(1).split("/", 4);
+        String ref = references.get(parts[0]);
+        if (ref == null) {
+            ref = reference(parts[0]);
+        }
         if (parts.length == 1) {
             return new Where(ref, null, null, null);
         }
-        if (!DIGEST.matcher(parts[1]).matches()) {
+        if (!isDigest(parts[1])) {
             throw new BadName("not a sha256 digest");
         }
         if (parts.length == 2) {

@@ -82,10 +82,12 @@ public final class Daemon implements AutoCloseable {
     private final Map<Path, ImageMount> mounts = new LinkedHashMap<>();
     /** Targets whose mount is resolving now (outside the lock). */
     private final java.util.Set<Path> mounting = new java.util.HashSet<>();
-    private boolean stopping;
+    private volatile boolean stopping;
     private final java.util.Set<String> mountedRegistries = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final CountDownLatch closed = new CountDownLatch(1);
     private int nextMount;
+    /** The warm-up's thread, or null: a stop waits for its round to end, so no mount of it is left behind. */
+    private Thread warmup;
     /** off, running, done or failed: {@link Warmup}, shown in the status. */
     private volatile String warmupState = "off";
 
@@ -142,11 +144,11 @@ public final class Daemon implements AutoCloseable {
         sweeper.scheduleWithFixedDelay(this::sweepStore, sweepMillis, sweepMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
         if (config.warmup()) {
             warmupState = "running";
-            Thread warm = new Thread(() -> warmupState = Warmup.run(config.root().resolve("warmup")) ? "done" : "failed",
+            warmup = new Thread(() -> warmupState = Warmup.run(config.root().resolve("warmup"), () -> stopping) ? "done" : "failed",
                     "starling-warmup");
-            warm.setDaemon(true);
-            warm.setPriority(Thread.MIN_PRIORITY);
-            warm.start();
+            warmup.setDaemon(true);
+            warmup.setPriority(Thread.MIN_PRIORITY);
+            warmup.start();
         }
         this.control = ControlSocket.listen(config.socket(), this::handle);
         this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
@@ -404,6 +406,13 @@ public final class Daemon implements AutoCloseable {
             mounts.clear();
         }
         sweeper.shutdownNow();
+        if (warmup != null) {
+            try {
+                warmup.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (imageService != null) {
             imageService.close();
         }

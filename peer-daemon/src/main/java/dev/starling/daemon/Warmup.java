@@ -46,8 +46,8 @@ final class Warmup {
     private Warmup() {
     }
 
-    /** True when every round read back what it wrote. */
-    static boolean run(Path dir) {
+    /** True when every round read back what it wrote; {@code stop} ends it after the round under way. */
+    static boolean run(Path dir, java.util.function.BooleanSupplier stop) {
         long t0 = System.nanoTime();
         try {
             Files.createDirectories(dir); // a killed daemon's leftovers: each round's mount clears a stale mount first
@@ -73,7 +73,7 @@ final class Warmup {
             }
             Path blob = dir.resolve("layer.esgz");
             ConvertResult converted = Converter.convert(tar, blob, ConvertOptions.defaults());
-            for (int round = 0; round < ROUNDS; round++) {
+            for (int round = 0; round < ROUNDS && !stop.getAsBoolean(); round++) {
                 once(dir.resolve("round-" + round), blob, converted.tocDigest(), written);
             }
             LOG.fine("warmed the read path up in " + (System.nanoTime() - t0) / 1_000_000 + " ms");

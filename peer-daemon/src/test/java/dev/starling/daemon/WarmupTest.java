@@ -17,7 +17,7 @@ class WarmupTest {
     void theWarmUpReadsItsLayerBackAndLeavesNothing() throws Exception {
         Path warm = dir.resolve("warmup");
         Files.createDirectories(warm.resolve("round-0/mnt")); // a killed daemon's leftovers do not stop it
-        assertTrue(Warmup.run(warm), "every file of the warm-up layer read back whole");
+        assertTrue(Warmup.run(warm, () -> false), "every file of the warm-up layer read back whole");
         assertFalse(Files.exists(warm), "its directory is gone");
         assertFalse(Files.readString(Path.of("/proc/self/mountinfo")).contains(dir.toString()), "and so are its mounts");
     }
