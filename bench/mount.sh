@@ -53,15 +53,7 @@ head -c 1G /dev/urandom > "$work/random/data/a.bin"
 head -c 1G /dev/urandom > "$work/random/data/b.bin"
 tar -C "$work/random" -cf "$work/random.tar" .
 image random 1 "$work/random.tar"       # level 1: random bytes do not compress at any level
-python3 - "$work/many" <<'PY'
-import os, random, sys
-root = sys.argv[1]; rnd = random.Random(1)
-for d in range(200):
-    os.makedirs(f"{root}/usr/share/d{d:03}")
-    for f in range(100):
-        with open(f"{root}/usr/share/d{d:03}/f{f:03}.txt", "w") as out:
-            out.write(("line %d %d\n" % (d, f)) * rnd.randint(5, 200))
-PY
+python3 "$root/bench/lib/small-files.py" "$work/many"
 tar -C "$work/many" -cf "$work/many.tar" .
 entries=$(tar -tf "$work/many.tar" | wc -l)
 image many 9 "$work/many.tar"

@@ -89,22 +89,10 @@ jdk="$(. "$root/bin/lib/jdk.sh" && starling_select_jdk && echo "$JAVA_HOME")"
 # --- images, converted by ctr-remote (not timed) ----------------------------------------------
 if [ ! -f "$work/images.done" ]; then
 echo "building and converting the images (not timed) ..." >&2
-small_files() { # DIR: 200 directories of 100 text files, 50 B - 3 KB each (a package tree's shape)
-  python3 - "$1" <<'PY'
-import os, random, sys
-root = sys.argv[1]; rnd = random.Random(1)
-for d in range(200):
-    os.makedirs(f"{root}/usr/share/d{d:03}")
-    for f in range(100):
-        with open(f"{root}/usr/share/d{d:03}/f{f:03}.txt", "w") as out:
-            n = rnd.randint(5, 200)
-            out.write("".join("line %d %d %08x\n" % (d, f, rnd.getrandbits(32)) for _ in range(n)))
-PY
-}
 tar -C "$jdk" -cf "$work/jdk.tar" --transform 's,^\.,opt/jdk,' .
 mkdir -p "$work/model/models"; head -c 1G /dev/urandom > "$work/model/models/model.bin"
 tar -C "$work/model" -cf "$work/model.tar" . && rm -rf "$work/model"
-small_files "$work/many"; tar -C "$work/many" -cf "$work/many.tar" . && rm -rf "$work/many"
+python3 "$root/bench/lib/small-files.py" "$work/many" --hex; tar -C "$work/many" -cf "$work/many.tar" . && rm -rf "$work/many"
 entries=$(tar -tf "$work/many.tar" | wc -l)
 python3 "$root/bench/lib/oci-image.py" "$work/oci-jdk" src "$work/jdk.tar"
 python3 "$root/bench/lib/oci-image.py" "$work/oci-model" src "$work/model.tar" "$work/many.tar"
