@@ -1,6 +1,7 @@
 package dev.starling.estargz;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
@@ -27,6 +28,21 @@ public interface ChunkSource {
      */
     default byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
         return null;
+    }
+
+    /**
+     * Copies {@code length} bytes of the chunk, from {@code offset} in it, into {@code into} (and
+     * moves its position on) when this node has them at hand; false when they must come over the
+     * network. A source that keeps chunks as files can copy straight from the file, without the
+     * whole chunk on the heap.
+     */
+    default boolean copyIfLocal(Chunk chunk, int offset, int length, ByteBuffer into) throws IOException {
+        byte[] data = readIfLocal(chunk, length);
+        if (data == null) {
+            return false;
+        }
+        into.put(data, offset, length);
+        return true;
     }
 
     /**

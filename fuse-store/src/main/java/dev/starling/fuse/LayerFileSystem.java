@@ -414,11 +414,9 @@ public final class LayerFileSystem implements FuseOperations {
                 Chunk chunk = index.chunk(file, index.chunkIndexAt(file, pos));
                 int from = (int) (pos - chunk.fileOffset());
                 int n = (int) Math.min(chunk.size() - from, end - pos);
-                byte[] data = chunks.readIfLocal(chunk, n);
-                if (data == null) {
-                    data = readRemote(chunk, n);
+                if (!chunks.copyIfLocal(chunk, from, n, buf)) {
+                    buf.put(readRemote(chunk, n), from, n);
                 }
-                buf.put(data, from, n);
                 pos += n;
             }
         } catch (IOException | RuntimeException ex) {

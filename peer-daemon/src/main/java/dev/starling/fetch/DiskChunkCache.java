@@ -151,6 +151,38 @@ public final class DiskChunkCache {
         return get(key, chunk.describe(), chunk.size());
     }
 
+    /**
+     * Copies part of a chunk the caller verified before (see {@link #getVerifiedBefore}) straight
+     * from its file into {@code into}, moving its position on: no copy of the chunk on the heap.
+     * False when it is not stored or its file is not as long as the chunk (the caller then loads and
+     * verifies it, which drops a damaged file).
+     */
+    public boolean copyVerifiedBefore(ChunkKey key, Chunk chunk, int offset, int length, java.nio.ByteBuffer into) {
+        synchronized (this) {
+            if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
+                return false;
+            }
+        }
+        try (java.nio.channels.FileChannel file = java.nio.channels.FileChannel.open(path(key))) {
+            if (file.size() != chunk.size()) {
+                return false;
+            }
+            java.nio.ByteBuffer target = into.slice(into.position(), length);
+            while (target.hasRemaining()) {
+                if (file.read(target, offset + target.position()) < 0) {
+                    return false;
+                }
+            }
+            into.position(into.position() + length);
+            synchronized (this) {
+                hits++;
+            }
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     /** The same, for a chunk known only by its key (a peer asking for it). */
     public byte[] get(ChunkKey key) throws IOException {
         return get(key, "chunk " + key, -1);

@@ -191,6 +191,34 @@ public final class LayerReader implements ChunkSource, Closeable {
         return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
     }
 
+    /**
+     * From the memory tier; else, for a chunk this open wrote or verified on disk, straight from its
+     * file into FUSE's buffer, neither loaded whole onto the heap nor kept in memory (the page cache
+     * keeps what is read); else as {@link #readIfLocal}.
+     */
+    @Override
+    public boolean copyIfLocal(Chunk chunk, int offset, int length, java.nio.ByteBuffer into) throws IOException {
+        long t0 = System.nanoTime();
+        ChunkKey key = key(chunk);
+        byte[] data = memory.get(key);
+        if (data != null) {
+            counters.served(ReadSource.MEMORY, length, System.nanoTime() - t0);
+            memory.consumed(key, length);
+            into.put(data, offset, length);
+            return true;
+        }
+        if (isLocal(chunk.index()) && isVerifiedOnDisk(chunk.index()) && disk.copyVerifiedBefore(key, chunk, offset, length, into)) {
+            counters.served(ReadSource.DISK, length, System.nanoTime() - t0);
+            return true;
+        }
+        data = readIfLocal(chunk, length); // counts what it serves
+        if (data == null) {
+            return false;
+        }
+        into.put(data, offset, length);
+        return true;
+    }
+
     /** A chunk marked local, from the disk tier and now also in memory; null when the disk tier lacks it. */
     private byte[] fromDisk(Chunk chunk) throws IOException {
         byte[] data = isVerifiedOnDisk(chunk.index()) ? disk.getVerifiedBefore(key(chunk), chunk) : disk.get(key(chunk), chunk);
@@ -212,7 +240,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     @Override
     public void readAhead(List<Chunk> upcoming) {
         for (Chunk c : upcoming) {
-            if (c.digest() == null || memory.get(keyOf(c)) != null
+            // a chunk verified on disk is not brought in: FUSE reads copy it from its file (copyIfLocal)
+            if (c.digest() == null || memory.get(keyOf(c)) != null || isLocal(c.index()) && isVerifiedOnDisk(c.index())
                     || inflight.containsKey(keyOf(c)) || !queuedAhead.add(c.index())) {
                 continue;
             }

@@ -167,6 +167,24 @@ class LayerReaderTest {
     }
 
     @Test
+    void aChunkReadWholeIsCopiedFromItsFileAfterwardsWithTheSameBytes() throws Exception {
+        try (Opened o = open(FOREGROUND_ONLY)) {
+            Chunk chunk = o.index().chunk(o.index().lookup("z-big"), 0);
+            byte[] whole = o.reader().read(chunk, chunk.size()); // fetched, verified, on disk; all of it read
+            long requests = o.reader().counters().fetchRequests();
+            java.nio.ByteBuffer into = java.nio.ByteBuffer.allocateDirect(1000);
+            into.position(10);
+            assertTrue(o.reader().copyIfLocal(chunk, 5000, 900, into), "at hand: it is on disk");
+            assertEquals(910, into.position(), "the buffer moved on past what was copied");
+            byte[] copied = new byte[900];
+            into.get(10, copied);
+            assertArrayEquals(java.util.Arrays.copyOfRange(whole, 5000, 5900), copied);
+            assertEquals(requests, o.reader().counters().fetchRequests(), "from the file, not the registry");
+            assertTrue(o.reader().counters().servedFromDisk() >= 900, "and counted as the disk tier's");
+        }
+    }
+
+    @Test
     void concurrentReadersOfOneChunkShareOneFetch() throws Exception {
         try (Opened o = open(FOREGROUND_ONLY)) {
             Chunk chunk = o.index().chunk(o.index().lookup("z-big"), 0);
