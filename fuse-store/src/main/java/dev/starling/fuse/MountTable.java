@@ -70,6 +70,25 @@ public final class MountTable {
         }
     }
 
+    /**
+     * Deletes {@code dir} and everything in it; a mount still under it (one a crashed step or a
+     * killed process left) is detached first, so the walk never deletes through a mount into what
+     * it serves.
+     */
+    public static void deleteTree(Path dir) throws IOException {
+        Path root = dir.toAbsolutePath().normalize();
+        List<Path> under = read().stream().map(Entry::mountPoint).filter(p -> p.startsWith(root))
+                .sorted(java.util.Comparator.reverseOrder()).toList();
+        for (Path mount : under) {
+            SystemCommand.run("umount", "-l", "--no-canonicalize", mount.toString());
+        }
+        try (java.util.stream.Stream<Path> walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
     /** Lazily unmounts every layer mount whose daemon died; returns their mount points. */
     public static List<Path> clearDeadLayerMounts() throws IOException {
         List<Path> cleared = new ArrayList<>();

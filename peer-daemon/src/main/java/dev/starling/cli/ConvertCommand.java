@@ -159,7 +159,7 @@ final class ConvertCommand implements Callable<Integer> {
             }
             return 0;
         } finally {
-            WorkDirectory.delete(work);
+            dev.starling.fuse.MountTable.deleteTree(work);
         }
     }
 

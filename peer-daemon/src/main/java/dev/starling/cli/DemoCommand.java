@@ -70,7 +70,7 @@ final class DemoCommand implements Callable<Integer> {
             return run(dir);
         } finally {
             if (workDir == null && !keep) {
-                WorkDirectory.delete(dir);
+                dev.starling.fuse.MountTable.deleteTree(dir);
             } else {
                 System.out.println("work directory kept: " + dir);
             }

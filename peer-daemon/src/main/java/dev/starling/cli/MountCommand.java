@@ -149,7 +149,7 @@ final class MountCommand implements Callable<Integer> {
                             Sizes.human(mount.bytesFetched()), mount.requests());
                     System.out.flush();
                     try {
-                        WorkDirectory.delete(work);
+                        dev.starling.fuse.MountTable.deleteTree(work);
                     } catch (java.io.IOException ignored) {
                         // a layer dir still busy is removed by the next tmp clean-up
                     }
@@ -173,7 +173,7 @@ final class MountCommand implements Callable<Integer> {
             return 0;
         } finally {
             try {
-                WorkDirectory.delete(work);
+                dev.starling.fuse.MountTable.deleteTree(work);
             } catch (java.io.IOException ignored) {
                 // a layer dir still busy is removed by the next tmp clean-up
             }

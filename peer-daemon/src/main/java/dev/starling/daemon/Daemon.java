@@ -9,10 +9,10 @@ import dev.starling.discovery.Membership;
 import dev.starling.discovery.StaticMembership;
 import dev.starling.estargz.Footer;
 import dev.starling.fetch.ChunkStore;
-import dev.starling.fetch.ReadCounters;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
+import dev.starling.fetch.ReadCounters;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
@@ -98,7 +98,7 @@ public final class Daemon implements AutoCloseable {
         this.helperCredentials = helperCredentials;
         Path chunks = config.root().resolve("chunks");
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
-        this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), memoryTierBytes(config), FetchOptions.DEFAULTS);
+        this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), boundedMemoryTier(config), FetchOptions.DEFAULTS);
         Member self = new Member(config.nodeId(), config.peerListen(), config.zone());
         // one node needs no failure detector; with peers, SWIM finds who is alive (and who was killed)
         boolean alone = config.join().stream().allMatch(a -> DaemonConfig.address(a).equals(config.nodeId()));
@@ -180,7 +180,7 @@ public final class Daemon implements AutoCloseable {
      * The memory tier is heap: at most half of it, so a small heap (a pod's memory limit; see
      * bin/starling) leaves room for the chunks being fetched and decompressed.
      */
-    private static long memoryTierBytes(DaemonConfig config) {
+    private static long boundedMemoryTier(DaemonConfig config) {
         long half = Runtime.getRuntime().maxMemory() / 2;
         if (config.memoryTierBytes() > half) {
             LOG.warning("the memory tier is " + half / (1 << 20) + " MiB, half the heap, not the " + config.memoryTierBytes() / (1 << 20)

@@ -14,6 +14,7 @@ import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.RegistryOrigin;
 import dev.starling.fuse.MountOptions;
+import dev.starling.fuse.MountTable;
 import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.registry.Digest;
@@ -23,7 +24,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
-import java.util.Comparator;
 import java.util.List;
 import java.util.logging.Logger;
 import java.util.stream.Stream;
@@ -135,10 +135,6 @@ final class Warmup {
         if (!Files.exists(dir)) {
             return;
         }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+        MountTable.deleteTree(dir); // a killed daemon's warm-up mounts are detached, never walked into
     }
 }

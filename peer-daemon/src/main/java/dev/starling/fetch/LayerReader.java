@@ -136,10 +136,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
         long t0 = System.nanoTime();
         ChunkKey key = key(chunk);
-        byte[] data = memory.get(key);
+        byte[] data = fromMemory(key, bytesUsed, t0);
         if (data != null) {
-            counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
-            memory.consumed(key, bytesUsed);
             return data;
         }
         // Through fetch() even when the chunk is on disk: the kernel asks for a chunk's 1 MiB pieces
@@ -169,6 +167,16 @@ public final class LayerReader implements ChunkSource, Closeable {
         }
     }
 
+    /** The chunk from the memory tier, its {@code bytesUsed} counted as served and consumed there; null when it is not held. */
+    private byte[] fromMemory(ChunkKey key, long bytesUsed, long t0) {
+        byte[] data = memory.get(key);
+        if (data != null) {
+            counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
+            memory.consumed(key, bytesUsed);
+        }
+        return data;
+    }
+
     /** Where a read's chunk came from, for the read-latency metrics. */
     public enum ReadSource { MEMORY, DISK, NETWORK }
 
@@ -182,10 +190,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     public byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
         long t0 = System.nanoTime();
         ChunkKey key = key(chunk);
-        byte[] data = memory.get(key);
+        byte[] data = fromMemory(key, bytesUsed, t0);
         if (data != null) {
-            counters.served(ReadSource.MEMORY, bytesUsed, System.nanoTime() - t0);
-            memory.consumed(key, bytesUsed);
             return data;
         }
         return isLocal(chunk.index()) && disk.contains(key) ? read(chunk, bytesUsed) : null;
@@ -200,10 +206,8 @@ public final class LayerReader implements ChunkSource, Closeable {
     public boolean copyIfLocal(Chunk chunk, int offset, int length, java.nio.ByteBuffer into) throws IOException {
         long t0 = System.nanoTime();
         ChunkKey key = key(chunk);
-        byte[] data = memory.get(key);
+        byte[] data = fromMemory(key, length, t0);
         if (data != null) {
-            counters.served(ReadSource.MEMORY, length, System.nanoTime() - t0);
-            memory.consumed(key, length);
             into.put(data, offset, length);
             return true;
         }
