@@ -3,12 +3,13 @@ package dev.starling.protocol;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
-/** What a node serves to its peers: the daemon decides (disk tier, owner fill from the registry). */
+/** What a node serves to its peers: the daemon decides (who may read what, disk tier, owner fill). */
 @FunctionalInterface
 public interface ChunkProvider {
     /**
-     * Answers a request: per chunk, in order, its verified bytes, or null when this node has not got
-     * it. Fails with {@link PeerException.Refused} to refuse it (a registry outside the allowlist).
+     * Answers {@code from}'s request: per chunk, in order, its verified bytes, or null when this node
+     * has not got it. Fails with {@link PeerException.Refused} to refuse it (a blob the requester may
+     * not read here, a chunk its TOC does not list, a registry outside the allowlist).
      */
-    CompletableFuture<List<byte[]>> serve(Frame.Request request);
+    CompletableFuture<List<byte[]>> serve(PeerIdentity from, Frame.Request request);
 }

@@ -9,7 +9,7 @@ import java.util.List;
  */
 public sealed interface Frame {
     /** The protocol version this build speaks. */
-    int VERSION = 1;
+    int VERSION = 2;
 
     /** The requester's first frame: which protocol, which cluster, which node. */
     record Hello(int version, String clusterId, String nodeId) implements Frame {
@@ -51,11 +51,24 @@ public sealed interface Frame {
     }
 
     /**
-     * Where a blob is: the registry host, the repository, the blob digest ({@code sha256:<hex>}), how
-     * its members are compressed, and the span of compressed bytes that holds the chunks.
+     * Where a blob is: the registry host, the repository, the blob digest ({@code sha256:<hex>}), the
+     * digest of the TOC the requester verified the blob against (the layer's trust anchor: a server
+     * that has not verified that TOC itself fetches and verifies it before it serves or fills
+     * anything of the blob), how its members are compressed, whether the server may fill what it
+     * lacks from the registry or answers only from what it holds, and the span of compressed bytes
+     * that holds the chunks.
      */
-    record Locator(String registry, String repository, String blobDigest, boolean zstd, long compressedOffset,
-                   int compressedLength) {
+    record Locator(String registry, String repository, String blobDigest, String tocDigest, boolean zstd, boolean heldOnly,
+                   long compressedOffset, int compressedLength) {
+        /** The same blob, asking only for what the server holds (a hedge: never a second fill). */
+        public Locator askingHeldOnly() {
+            return new Locator(registry, repository, blobDigest, tocDigest, zstd, true, compressedOffset, compressedLength);
+        }
+
+        /** The same blob, for the chunks in {@code [offset, offset + length)}. */
+        public Locator span(long offset, int length) {
+            return new Locator(registry, repository, blobDigest, tocDigest, zstd, heldOnly, offset, length);
+        }
     }
 
     /** One chunk of a request: where it starts inside the span's member, how long it is, its sha256. */
@@ -70,7 +83,12 @@ public sealed interface Frame {
         /** The server tried and failed (the registry is down, say). */
         FAILED(3),
         /** The handshake was refused (other cluster, other version). */
-        REFUSED(4);
+        REFUSED(4),
+        /**
+         * This node does not serve that blob to this requester (docs/operations.md#the-peer-port-who-may-read-what):
+         * ask the registry, with the requester's own credentials.
+         */
+        FORBIDDEN(5);
 
         final int wire;
 

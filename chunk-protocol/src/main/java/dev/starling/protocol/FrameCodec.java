@@ -34,15 +34,121 @@ public final class FrameCodec {
     public static final int MAX_CHUNK_SIZE = 64 << 20;
     /** Default frame limit: the largest chunk and its header. */
     public static final int DEFAULT_MAX_FRAME = MAX_CHUNK_SIZE + 64;
+    /**
+     * What a server accepts: the largest request (five strings of {@link #MAX_STRING} bytes and
+     * {@link #MAX_CHUNKS} chunks of 56 bytes, about 62 KiB) with room to spare. A requester sends
+     * nothing bigger, so a server never buffers more than this for anyone.
+     */
+    public static final int MAX_REQUEST_FRAME = 128 << 10;
+    /** Bytes of a DATA frame before the chunk: type, stream, index. */
+    static final int DATA_HEADER = 1 + 4 + 2;
+    private static final int FLAG_ZSTD = 1, FLAG_HELD_ONLY = 2;
+
+    /** The most bytes a DATA frame may carry for a chunk the requester asked for; the client knows its requests. */
+    @FunctionalInterface
+    public interface DataLimit {
+        long maxBytes(int stream, int index);
+
+        DataLimit NONE = (stream, index) -> MAX_CHUNK_SIZE;
+    }
 
     private FrameCodec() {
     }
 
     /** Adds the codec to a pipeline: length framing, then frames in and out. */
     public static void addTo(ChannelPipeline pipeline, int maxFrame) {
-        pipeline.addLast("frame-length", new LengthFieldBasedFrameDecoder(maxFrame, 0, 4, 0, 4, true));
+        addTo(pipeline, maxFrame, null, DataLimit.NONE);
+    }
+
+    /**
+     * Adds the codec with the guards of a connection to an untrusted party: a frame that has begun
+     * must be complete within {@code frameDeadline} (null for no deadline), and a DATA frame longer
+     * than {@code dataLimit} allows for its chunk is refused from its header, before it is buffered.
+     */
+    public static void addTo(ChannelPipeline pipeline, int maxFrame, java.time.Duration frameDeadline, DataLimit dataLimit) {
+        pipeline.addLast("frame-length", new Framer(maxFrame, frameDeadline, dataLimit));
         pipeline.addLast("frame-decoder", new Decoder());
         pipeline.addLast("frame-encoder", ENCODER);
+    }
+
+    /** A frame that began and did not end within the deadline: a slow sender holding a buffer open. */
+    public static final class FrameDeadlineException extends io.netty.handler.codec.DecoderException {
+        FrameDeadlineException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Length framing ({@link LengthFieldBasedFrameDecoder}, failing fast past the limit) with two
+     * guards: a DATA frame is measured against what was asked from its first 11 bytes, and a
+     * partial frame has a deadline.
+     */
+    static final class Framer extends LengthFieldBasedFrameDecoder {
+        private final long deadlineNanos;
+        private final DataLimit dataLimit;
+        private io.netty.util.concurrent.ScheduledFuture<?> deadline;
+        private long framesDecoded;
+        private long framesAtArm = -1;
+
+        Framer(int maxFrame, java.time.Duration frameDeadline, DataLimit dataLimit) {
+            super(maxFrame, 0, 4, 0, 4, true);
+            this.deadlineNanos = frameDeadline == null ? 0 : frameDeadline.toNanos();
+            this.dataLimit = dataLimit;
+        }
+
+        @Override
+        protected Object decode(ChannelHandlerContext ctx, ByteBuf in) throws Exception {
+            if (in.readableBytes() >= 4 + DATA_HEADER) {
+                int r = in.readerIndex();
+                if (in.getUnsignedByte(r + 4) == DATA) {
+                    long chunk = in.getUnsignedInt(r) - DATA_HEADER;
+                    long allowed = dataLimit.maxBytes(in.getInt(r + 5), in.getUnsignedShort(r + 9));
+                    if (chunk > allowed) {
+                        in.skipBytes(in.readableBytes());
+                        throw new CorruptedFrameException("a DATA frame of " + chunk + " bytes for a chunk of at most "
+                                + allowed + " bytes");
+                    }
+                }
+            }
+            Object frame = super.decode(ctx, in);
+            if (frame != null) {
+                framesDecoded++;
+            }
+            return frame;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) throws Exception {
+            super.channelRead(ctx, msg);
+            if (deadlineNanos == 0 || !ctx.channel().isActive()) {
+                return;
+            }
+            boolean partial = actualReadableBytes() > 0;
+            if (!partial) {
+                disarm();
+            } else if (deadline == null || framesDecoded != framesAtArm) { // a new frame began
+                disarm();
+                framesAtArm = framesDecoded;
+                deadline = ctx.executor().schedule(() -> {
+                    if (framesDecoded == framesAtArm && actualReadableBytes() > 0) {
+                        ctx.fireExceptionCaught(new FrameDeadlineException("a frame did not complete within "
+                                + deadlineNanos / 1_000_000 + " ms"));
+                    }
+                }, deadlineNanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+            }
+        }
+
+        private void disarm() {
+            if (deadline != null) {
+                deadline.cancel(false);
+                deadline = null;
+            }
+        }
+
+        @Override
+        protected void handlerRemoved0(ChannelHandlerContext ctx) {
+            disarm();
+        }
     }
 
     private static final Encoder ENCODER = new Encoder();
@@ -93,9 +199,10 @@ public final class FrameCodec {
             String registry = string(in, "registry");
             String repository = string(in, "repository");
             String blob = string(in, "blob digest");
-            int compression = u8(in, "compression");
-            if (compression > 1) {
-                throw new CorruptedFrameException("unknown compression " + compression);
+            String toc = string(in, "TOC digest");
+            int flags = u8(in, "flags");
+            if ((flags & ~(FLAG_ZSTD | FLAG_HELD_ONLY)) != 0) {
+                throw new CorruptedFrameException("unknown flags 0x" + Integer.toHexString(flags));
             }
             long offset = u64(in, "compressed offset");
             int length = u32(in, "compressed length");
@@ -119,8 +226,8 @@ public final class FrameCodec {
                 in.readBytes(sha);
                 chunks.add(new Frame.ChunkRef(coff, cend, inner, size, sha));
             }
-            return new Frame.Request(stream, new Frame.Locator(registry, repository, blob, compression == 1, offset, length),
-                    chunks);
+            return new Frame.Request(stream, new Frame.Locator(registry, repository, blob, toc, (flags & FLAG_ZSTD) != 0,
+                    (flags & FLAG_HELD_ONLY) != 0, offset, length), chunks);
         }
 
         private static int u8(ByteBuf in, String what) {
@@ -201,7 +308,8 @@ public final class FrameCodec {
                     string(h, f.locator().registry());
                     string(h, f.locator().repository());
                     string(h, f.locator().blobDigest());
-                    h.writeByte(f.locator().zstd() ? 1 : 0);
+                    string(h, f.locator().tocDigest());
+                    h.writeByte((f.locator().zstd() ? FLAG_ZSTD : 0) | (f.locator().heldOnly() ? FLAG_HELD_ONLY : 0));
                     h.writeLong(f.locator().compressedOffset()).writeInt(f.locator().compressedLength());
                     h.writeShort(f.chunks().size());
                     for (Frame.ChunkRef c : f.chunks()) {

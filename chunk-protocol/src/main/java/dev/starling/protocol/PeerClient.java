@@ -37,18 +37,31 @@ public final class PeerClient implements AutoCloseable {
     private final Map<Integer, Pending> pending = new ConcurrentHashMap<>();
     private final AtomicInteger nextStream = new AtomicInteger(1);
     private volatile String closedBecause;
+    /** The largest chunk asked for on this connection: the most a late answer to a cancelled stream may carry. */
+    private volatile int largestAsked;
 
     private static final class Pending {
         final byte[][] chunks;
+        final int[] sizes;
         final boolean[] answered;
         int left;
         final CompletableFuture<List<byte[]>> future = new CompletableFuture<>();
 
-        Pending(int count) {
-            chunks = new byte[count][];
-            answered = new boolean[count];
-            left = count;
+        Pending(List<Frame.ChunkRef> refs) {
+            chunks = new byte[refs.size()][];
+            sizes = refs.stream().mapToInt(Frame.ChunkRef::size).toArray();
+            answered = new boolean[refs.size()];
+            left = refs.size();
         }
+    }
+
+    /** What a DATA frame may carry: the size of the chunk it answers, nothing a peer chooses. */
+    private long expectedBytes(int stream, int index) {
+        Pending p = pending.get(stream);
+        if (p != null) {
+            return index < p.sizes.length ? p.sizes[index] : -1;
+        }
+        return largestAsked;
     }
 
     private PeerClient(EventLoopGroup group, Channel channel, String peer) {
@@ -73,7 +86,10 @@ public final class PeerClient implements AutoCloseable {
                             if (tls != null) {
                                 c.pipeline().addLast("tls", tls.newHandler(c.alloc(), address.getHostString(), address.getPort()));
                             }
-                            FrameCodec.addTo(c.pipeline(), maxFrame);
+                            // a DATA frame longer than its chunk is refused from its header: a peer never
+                            // makes this node buffer more than it asked for
+                            FrameCodec.addTo(c.pipeline(), maxFrame, null,
+                                    (stream, index) -> self[0] == null ? -1 : self[0].expectedBytes(stream, index));
                             c.pipeline().addLast("answers", new Answers(greeted, self));
                         }
                     }).connect(address).sync().channel();
@@ -103,7 +119,11 @@ public final class PeerClient implements AutoCloseable {
             return CompletableFuture.failedFuture(new PeerException.Closed(peer + ": " + closedBecause));
         }
         int stream = nextStream.getAndIncrement();
-        Pending p = new Pending(chunks.size());
+        Pending p = new Pending(chunks);
+        int largest = java.util.Arrays.stream(p.sizes).max().orElse(0);
+        if (largest > largestAsked) {
+            largestAsked = largest;
+        }
         pending.put(stream, p);
         channel.writeAndFlush(new Frame.Request(stream, locator, chunks)).addListener(f -> {
             if (!f.isSuccess()) {
@@ -131,9 +151,14 @@ public final class PeerClient implements AutoCloseable {
     }
 
     private void failAll(String why) {
+        failAll(why, false);
+    }
+
+    /** Fails every request in flight; {@code violation}: because the peer broke the protocol, not because it went away. */
+    private void failAll(String why, boolean violation) {
         closedBecause = why;
         for (Integer stream : List.copyOf(pending.keySet())) {
-            fail(stream, new PeerException.Closed(peer + ": " + why));
+            fail(stream, violation ? new PeerException.Violation(peer + ": " + why) : new PeerException.Closed(peer + ": " + why));
         }
     }
 
@@ -175,8 +200,11 @@ public final class PeerClient implements AutoCloseable {
                         c.fail(e.stream(), refused);
                     }
                 }
-                default -> {
-                    ctx.close(); // a peer that asks us things on our own connection is not speaking the protocol
+                default -> { // a peer that asks us things on our own connection is not speaking the protocol
+                    if (c != null) {
+                        c.failAll("it sent a " + frame.getClass().getSimpleName() + " frame to a requester", true);
+                    }
+                    ctx.close();
                 }
             }
         }
@@ -205,7 +233,9 @@ public final class PeerClient implements AutoCloseable {
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             if (self[0] != null) {
-                self[0].failAll("connection failed: " + cause.getMessage());
+                boolean violation = cause instanceof io.netty.handler.codec.DecoderException;
+                self[0].failAll(violation ? "it broke the protocol: " + cause.getMessage()
+                        : "connection failed: " + cause.getMessage(), violation);
             }
             ctx.close();
         }

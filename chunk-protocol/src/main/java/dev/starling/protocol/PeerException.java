@@ -46,4 +46,14 @@ public class PeerException extends IOException {
             super(message);
         }
     }
+
+    /**
+     * The peer broke the protocol (a frame longer than the chunk it answers, bytes that are not
+     * frames): treated like a chunk that fails verification, its sender quarantined.
+     */
+    public static final class Violation extends PeerException {
+        public Violation(String message) {
+            super(message);
+        }
+    }
 }

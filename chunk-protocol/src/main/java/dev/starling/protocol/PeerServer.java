@@ -32,32 +32,62 @@ public final class PeerServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
 
     /**
-     * @param maxFrame          largest frame accepted
+     * @param maxFrame          largest frame accepted: a request, never a chunk ({@link FrameCodec#MAX_REQUEST_FRAME})
      * @param maxInFlight       requests one connection may have in flight before BUSY
      * @param idleTimeout       a connection with no traffic this long is closed
      * @param uploadBytesPerSecond cap on what the node sends to all peers together; 0 for none
      * @param tls               mutual TLS with the cluster CA, or null for plain TCP
+     * @param handshakeTimeout  a connection that has not said HELLO this long after it opened is closed
+     * @param frameDeadline     a frame that began must be complete within this (slow senders hold buffers)
+     * @param maxConnectionsPerAddress connections one address may hold open at once (a peer needs one)
+     * @param maxConnections    connections open at once, from everyone
+     * @param peerRequestsPerSecond requests one address may make per second; 0 for no bound
+     * @param peerBytesPerSecond bytes one address may be served per second; 0 for no bound
      */
     public record Settings(String clusterId, String nodeId, int maxFrame, int maxInFlight, Duration idleTimeout,
-                           long uploadBytesPerSecond, SslContext tls) {
+                           long uploadBytesPerSecond, SslContext tls, Duration handshakeTimeout, Duration frameDeadline,
+                           int maxConnectionsPerAddress, int maxConnections, long peerRequestsPerSecond,
+                           long peerBytesPerSecond) {
         public static Settings defaults(String clusterId, String nodeId) {
-            return new Settings(clusterId, nodeId, FrameCodec.DEFAULT_MAX_FRAME, 64, Duration.ofSeconds(120), 0, null);
+            return new Settings(clusterId, nodeId, FrameCodec.MAX_REQUEST_FRAME, 64, Duration.ofSeconds(120), 0, null,
+                    Duration.ofSeconds(10), Duration.ofSeconds(10), 16, 1024, 2_000, 1L << 30);
         }
 
         public Settings withMaxInFlight(int n) {
-            return new Settings(clusterId, nodeId, maxFrame, n, idleTimeout, uploadBytesPerSecond, tls);
+            return new Settings(clusterId, nodeId, maxFrame, n, idleTimeout, uploadBytesPerSecond, tls, handshakeTimeout,
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
         }
 
         public Settings withTls(SslContext context) {
-            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, context);
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, context,
+                    handshakeTimeout, frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond,
+                    peerBytesPerSecond);
         }
 
         public Settings withIdleTimeout(Duration idle) {
-            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idle, uploadBytesPerSecond, tls);
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idle, uploadBytesPerSecond, tls, handshakeTimeout,
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
         }
 
         public Settings withUploadBytesPerSecond(long rate) {
-            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, rate, tls);
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, rate, tls, handshakeTimeout,
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+        }
+
+        public Settings withDeadlines(Duration handshake, Duration frame) {
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls, handshake,
+                    frame, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+        }
+
+        public Settings withConnectionLimits(int perAddress, int total) {
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls,
+                    handshakeTimeout, frameDeadline, perAddress, total, peerRequestsPerSecond, peerBytesPerSecond);
+        }
+
+        public Settings withPeerRates(long requestsPerSecond, long bytesPerSecond) {
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls,
+                    handshakeTimeout, frameDeadline, maxConnectionsPerAddress, maxConnections, requestsPerSecond,
+                    bytesPerSecond);
         }
     }
 
@@ -66,24 +96,40 @@ public final class PeerServer implements AutoCloseable {
     private final GlobalTrafficShapingHandler upload;
     private final AtomicLong bytesServed = new AtomicLong();
     private final AtomicLong refusedConnections = new AtomicLong();
+    private final AtomicLong refusedRequests = new AtomicLong();
+    private final ConnectionLimits limits;
+    private final PeerRates rates;
+    private final java.util.concurrent.atomic.AtomicBoolean memoryLogged = new java.util.concurrent.atomic.AtomicBoolean();
 
-    private PeerServer(EventLoopGroup group, Channel server, GlobalTrafficShapingHandler upload) {
+    private PeerServer(EventLoopGroup group, GlobalTrafficShapingHandler upload, ConnectionLimits limits, PeerRates rates,
+                       Channel server) {
         this.group = group;
         this.server = server;
         this.upload = upload;
+        this.limits = limits;
+        this.rates = rates;
     }
 
     public static PeerServer start(InetSocketAddress listen, Settings settings, ChunkProvider provider)
             throws InterruptedException {
+        return start(listen, settings, provider, System::nanoTime);
+    }
+
+    /** A server whose per-peer rates run on {@code nanoTime} (tests give a fake clock). */
+    static PeerServer start(InetSocketAddress listen, Settings settings, ChunkProvider provider,
+                            java.util.function.LongSupplier nanoTime) throws InterruptedException {
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
         GlobalTrafficShapingHandler upload = settings.uploadBytesPerSecond() > 0
                 ? new GlobalTrafficShapingHandler(group.next(), settings.uploadBytesPerSecond(), 0, 100) : null;
+        ConnectionLimits limits = new ConnectionLimits(settings.maxConnectionsPerAddress(), settings.maxConnections());
+        PeerRates rates = new PeerRates(settings.peerRequestsPerSecond(), settings.peerBytesPerSecond(), nanoTime);
         PeerServer[] self = new PeerServer[1];
         try {
             Channel ch = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
                     .childHandler(new ChannelInitializer<SocketChannel>() {
                         @Override
                         protected void initChannel(SocketChannel c) {
+                            c.pipeline().addLast("limits", limits); // first: a connection over the limits costs no TLS handshake
                             if (settings.tls() != null) {
                                 c.pipeline().addLast("tls", settings.tls().newHandler(c.alloc()));
                             }
@@ -92,11 +138,11 @@ public final class PeerServer implements AutoCloseable {
                             }
                             c.pipeline().addLast("idle", new IdleStateHandler(0, 0,
                                     settings.idleTimeout().toMillis(), TimeUnit.MILLISECONDS));
-                            FrameCodec.addTo(c.pipeline(), settings.maxFrame());
+                            FrameCodec.addTo(c.pipeline(), settings.maxFrame(), settings.frameDeadline(), FrameCodec.DataLimit.NONE);
                             c.pipeline().addLast("serve", new Connection(settings, provider, self[0]));
                         }
                     }).bind(listen).sync().channel();
-            self[0] = new PeerServer(group, ch, upload);
+            self[0] = new PeerServer(group, upload, limits, rates, ch);
             return self[0];
         } catch (RuntimeException | InterruptedException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
@@ -113,9 +159,22 @@ public final class PeerServer implements AutoCloseable {
         return bytesServed.get();
     }
 
-    /** Connections closed for a bad handshake or bytes that are not the protocol. */
+    /**
+     * Connections closed or turned away: a bad handshake, bytes that are not the protocol, a frame
+     * that took too long, an address or the node over its connection limit.
+     */
     public long refusedConnections() {
-        return refusedConnections.get();
+        return refusedConnections.get() + limits.refused.get();
+    }
+
+    /** Requests answered BUSY because their sender was over its request or byte rate. */
+    public long refusedRequests() {
+        return refusedRequests.get();
+    }
+
+    /** Connections open now. */
+    public int connections() {
+        return limits.total.get();
     }
 
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
@@ -132,6 +191,45 @@ public final class PeerServer implements AutoCloseable {
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
     }
 
+    /** Connections per address and in all: past either, a new connection is closed at once. */
+    @io.netty.channel.ChannelHandler.Sharable
+    private static final class ConnectionLimits extends io.netty.channel.ChannelInboundHandlerAdapter {
+        private final int perAddress;
+        private final int max;
+        private final java.util.concurrent.ConcurrentHashMap<java.net.InetAddress, Integer> open = new java.util.concurrent.ConcurrentHashMap<>();
+        private final java.util.concurrent.atomic.AtomicInteger total = new java.util.concurrent.atomic.AtomicInteger();
+        private final AtomicLong refused = new AtomicLong();
+        /** Addresses already named in the log for going over the limit: once each, not once a connection. */
+        private final java.util.Set<java.net.InetAddress> logged = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+        ConnectionLimits(int perAddress, int max) {
+            this.perAddress = perAddress;
+            this.max = max;
+        }
+
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) throws Exception {
+            java.net.InetAddress from = ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress();
+            int mine = open.merge(from, 1, Integer::sum);
+            int all = total.incrementAndGet();
+            ctx.channel().closeFuture().addListener(f -> {
+                open.computeIfPresent(from, (a, n) -> n <= 1 ? null : n - 1);
+                total.decrementAndGet();
+            });
+            if (mine > perAddress || all > max) {
+                refused.incrementAndGet();
+                if (logged.size() < 1024 && logged.add(from)) {
+                    LOG.warning("refusing connections from " + from.getHostAddress() + ": " + (mine > perAddress
+                            ? "it has " + perAddress + " open already (the limit per address)"
+                            : "this node has " + max + " open (the limit)") + "; logged once per address");
+                }
+                ctx.close();
+                return;
+            }
+            super.channelActive(ctx);
+        }
+    }
+
     /** One peer's connection: handshake first, then requests, each answered on the event loop. */
     private static final class Connection extends SimpleChannelInboundHandler<Frame> {
         private final Settings settings;
@@ -139,6 +237,7 @@ public final class PeerServer implements AutoCloseable {
         private final PeerServer server;
         private boolean greeted;
         private String peer = "a peer";
+        private PeerIdentity identity;
         private int inFlight;
 
         Connection(Settings settings, ChunkProvider provider, PeerServer server) {
@@ -148,12 +247,27 @@ public final class PeerServer implements AutoCloseable {
         }
 
         @Override
+        public void channelActive(ChannelHandlerContext ctx) throws Exception {
+            peer = String.valueOf(ctx.channel().remoteAddress());
+            ctx.executor().schedule(() -> {
+                if (!greeted && ctx.channel().isActive()) {
+                    server.refusedConnections.incrementAndGet();
+                    LOG.fine("closing the connection of " + peer + ": no handshake within " + settings.handshakeTimeout());
+                    ctx.close();
+                }
+            }, settings.handshakeTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            super.channelActive(ctx);
+        }
+
+        @Override
         protected void channelRead0(ChannelHandlerContext ctx, Frame frame) {
             if (!greeted) {
                 if (frame instanceof Frame.Hello hello && hello.version() == Frame.VERSION
                         && hello.clusterId().equals(settings.clusterId())) {
                     greeted = true;
-                    peer = hello.nodeId() + " (" + ctx.channel().remoteAddress() + ")";
+                    identity = new PeerIdentity(hello.nodeId(), ((InetSocketAddress) ctx.channel().remoteAddress()).getAddress(),
+                            certificateOf(ctx));
+                    peer = identity.toString();
                     ctx.writeAndFlush(new Frame.HelloOk(Frame.VERSION, settings.nodeId()));
                     return;
                 }
@@ -172,13 +286,34 @@ public final class PeerServer implements AutoCloseable {
             }
         }
 
+        /** The subject of the certificate the peer proved at the TLS handshake, or null on plain TCP. */
+        private static String certificateOf(ChannelHandlerContext ctx) {
+            io.netty.handler.ssl.SslHandler tls = ctx.pipeline().get(io.netty.handler.ssl.SslHandler.class);
+            if (tls == null) {
+                return null;
+            }
+            try {
+                java.security.cert.Certificate[] chain = tls.engine().getSession().getPeerCertificates();
+                return chain.length > 0 && chain[0] instanceof java.security.cert.X509Certificate x
+                        ? x.getSubjectX500Principal().getName() : null;
+            } catch (javax.net.ssl.SSLPeerUnverifiedException e) {
+                return null;
+            }
+        }
+
         private void serve(ChannelHandlerContext ctx, Frame.Request request) {
             if (inFlight >= settings.maxInFlight()) {
                 ctx.writeAndFlush(new Frame.Busy(request.stream(), 50));
                 return;
             }
+            long wait = server.rates.admit(identity.address());
+            if (wait > 0) {
+                server.refusedRequests.incrementAndGet();
+                ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) Math.min(wait, 10_000)));
+                return;
+            }
             inFlight++;
-            provider.serve(request).whenComplete((chunks, failure) -> ctx.executor().execute(() -> {
+            provider.serve(identity, request).whenComplete((chunks, failure) -> ctx.executor().execute(() -> {
                 inFlight--;
                 if (failure != null) {
                     Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
@@ -188,15 +323,18 @@ public final class PeerServer implements AutoCloseable {
                     return;
                 }
                 List<byte[]> answers = chunks;
+                long sent = 0;
                 for (int i = 0; i < request.chunks().size(); i++) {
                     byte[] data = i < answers.size() ? answers.get(i) : null;
                     if (data == null) {
                         ctx.write(new Frame.Miss(request.stream(), i));
                     } else {
-                        server.bytesServed.addAndGet(data.length);
+                        sent += data.length;
                         ctx.write(new Frame.Data(request.stream(), i, data));
                     }
                 }
+                server.bytesServed.addAndGet(sent);
+                server.rates.served(identity.address(), sent);
                 ctx.flush();
             }));
         }
@@ -216,12 +354,27 @@ public final class PeerServer implements AutoCloseable {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            if (cause instanceof DecoderException) {
+            if (outOfMemory(cause)) {
                 server.refusedConnections.incrementAndGet();
-                LOG.warning("closing the connection of " + peer + ": it sent what is not the protocol ("
-                        + cause.getMessage() + ")");
+                if (server.memoryLogged.compareAndSet(false, true)) {
+                    LOG.warning("closing the connection of " + peer + ": no memory for its frame (" + cause
+                            + "); logged once, counted in refused connections");
+                }
+            } else if (cause instanceof DecoderException) {
+                server.refusedConnections.incrementAndGet();
+                LOG.warning("closing the connection of " + peer + ": " + (cause instanceof FrameCodec.FrameDeadlineException
+                        ? cause.getMessage() : "it sent what is not the protocol (" + cause.getMessage() + ")"));
             }
             ctx.close();
+        }
+
+        private static boolean outOfMemory(Throwable t) {
+            for (Throwable c = t; c != null; c = c.getCause()) {
+                if (c instanceof OutOfMemoryError) { // Netty's OutOfDirectMemoryError among them
+                    return true;
+                }
+            }
+            return false;
         }
     }
 }

@@ -63,11 +63,11 @@ class ClusterTlsTest {
         node("member", "cluster-ca");
         node("stranger", "other-ca");
         Path trust = dir.resolve("cluster-ca-trust.p12");
-        ChunkProvider provider = request -> CompletableFuture.completedFuture(List.of(new byte[] {7}));
+        ChunkProvider provider = (peer, request) -> CompletableFuture.completedFuture(List.of(new byte[] {7}));
         try (PeerServer server = PeerServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
                 PeerServer.Settings.defaults("c", "server").withTls(ClusterTls.server(dir.resolve("server.p12"), PASS, trust)),
                 provider)) {
-            Frame.Locator where = new Frame.Locator("r", "a", "sha256:" + "ab".repeat(32), false, 0, 1);
+            Frame.Locator where = new Frame.Locator("r", "a", "sha256:" + "ab".repeat(32), "sha256:" + "cd".repeat(32), false, false, 0, 1);
             try (PeerClient member = PeerClient.connect(server.address(), "c", "member", Duration.ofSeconds(5),
                     ClusterTls.client(dir.resolve("member.p12"), PASS, trust), FrameCodec.DEFAULT_MAX_FRAME)) {
                 assertArrayEquals(new byte[] {7}, member.request(where, List.of(new Frame.ChunkRef(0, 1, 0, 1, new byte[32])),

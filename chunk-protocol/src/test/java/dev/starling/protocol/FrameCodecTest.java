@@ -35,7 +35,7 @@ class FrameCodecTest {
     static List<Frame> samples() {
         byte[] sha = new byte[32];
         new Random(1).nextBytes(sha);
-        Frame.Locator where = new Frame.Locator("registry.example.com:5000", "team/app", "sha256:" + "ab".repeat(32), false, 1234, 5678);
+        Frame.Locator where = new Frame.Locator("registry.example.com:5000", "team/app", "sha256:" + "ab".repeat(32), "sha256:" + "cd".repeat(32), false, true, 1234, 5678);
         return List.of(
                 new Frame.Hello(Frame.VERSION, "cluster-é", "node-1"),
                 new Frame.HelloOk(Frame.VERSION, "node-2"),
@@ -115,6 +115,50 @@ class FrameCodecTest {
         EmbeddedChannel in = channel();
         ByteBuf header = Unpooled.buffer().writeInt(MAX + 1).writeByte(FrameCodec.DATA);
         assertThrows(TooLongFrameException.class, () -> in.writeInbound(header));
+    }
+
+    @Test
+    void aDataFrameLongerThanTheChunkItAnswersIsRefusedFromItsHeader() {
+        FrameCodec.DataLimit asked = (stream, index) -> stream == 5 && index == 0 ? 100 : -1;
+        EmbeddedChannel in = new EmbeddedChannel();
+        FrameCodec.addTo(in.pipeline(), FrameCodec.DEFAULT_MAX_FRAME, null, asked);
+        ByteBuf header = Unpooled.buffer().writeInt(FrameCodec.DATA_HEADER + (64 << 20)).writeByte(FrameCodec.DATA)
+                .writeInt(5).writeShort(0);
+        CorruptedFrameException e = assertThrows(CorruptedFrameException.class, () -> in.writeInbound(header));
+        assertTrue(e.getMessage().contains("a DATA frame of 67108864 bytes for a chunk of at most 100 bytes"), e.getMessage());
+
+        EmbeddedChannel exact = new EmbeddedChannel();
+        FrameCodec.addTo(exact.pipeline(), FrameCodec.DEFAULT_MAX_FRAME, null, asked);
+        exact.writeInbound(Unpooled.wrappedBuffer(bytes(new Frame.Data(5, 0, new byte[100]))));
+        assertEquals(100, assertInstanceOf(Frame.Data.class, exact.readInbound()).bytes().length);
+        EmbeddedChannel stray = new EmbeddedChannel();
+        FrameCodec.addTo(stray.pipeline(), FrameCodec.DEFAULT_MAX_FRAME, null, asked);
+        assertThrows(CorruptedFrameException.class, () -> stray.writeInbound(Unpooled.wrappedBuffer(bytes(new Frame.Data(5, 1, new byte[1])))),
+                "an answer to a chunk never asked for");
+    }
+
+    @Test
+    void aFrameThatBeginsAndDoesNotEndInTimeIsRefused() {
+        EmbeddedChannel in = new EmbeddedChannel();
+        in.freezeTime();
+        FrameCodec.addTo(in.pipeline(), MAX, java.time.Duration.ofSeconds(10), FrameCodec.DataLimit.NONE);
+        byte[] cancel = bytes(new Frame.Cancel(3));
+        for (int i = 0; i < 3; i++) { // whole frames keep no deadline running, however long apart
+            in.writeInbound(Unpooled.wrappedBuffer(cancel));
+            in.advanceTimeBy(60, TimeUnit.SECONDS);
+            in.runScheduledPendingTasks();
+            in.checkException();
+            assertInstanceOf(Frame.Cancel.class, in.readInbound());
+        }
+        in.writeInbound(Unpooled.wrappedBuffer(cancel, 0, 3)); // then one byte a second...
+        in.advanceTimeBy(9, TimeUnit.SECONDS);
+        in.runScheduledPendingTasks();
+        in.checkException();
+        in.writeInbound(Unpooled.wrappedBuffer(cancel, 3, 1));
+        in.advanceTimeBy(2, TimeUnit.SECONDS); // ...does not reset the frame's deadline
+        in.runScheduledPendingTasks();
+        FrameCodec.FrameDeadlineException e = assertThrows(FrameCodec.FrameDeadlineException.class, in::checkException);
+        assertTrue(e.getMessage().contains("did not complete within 10000 ms"), e.getMessage());
     }
 
     @Test

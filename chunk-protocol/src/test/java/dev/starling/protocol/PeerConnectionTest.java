@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.netty.buffer.ByteBuf;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -28,10 +29,10 @@ import org.junit.jupiter.api.Timeout;
 class PeerConnectionTest {
     static final Duration T = Duration.ofSeconds(5);
     static final InetSocketAddress ANY = new InetSocketAddress(InetAddress.getLoopbackAddress(), 0);
-    static final Frame.Locator WHERE = new Frame.Locator("registry.example.com", "app", "sha256:" + "ab".repeat(32), false, 0, 100);
+    static final Frame.Locator WHERE = new Frame.Locator("registry.example.com", "app", "sha256:" + "ab".repeat(32), "sha256:" + "cd".repeat(32), false, false, 0, 100);
 
     /** Serves chunk i of any request as the bytes of its size filled with its inner offset; size 13 is a miss. */
-    static final ChunkProvider FILLER = request -> CompletableFuture.supplyAsync(() -> {
+    static final ChunkProvider FILLER = (peer, request) -> CompletableFuture.supplyAsync(() -> {
         List<byte[]> out = new ArrayList<>();
         for (Frame.ChunkRef c : request.chunks()) {
             byte[] b = new byte[c.size()];
@@ -136,7 +137,7 @@ class PeerConnectionTest {
     @Test
     void aConnectionAtItsLimitIsToldBusyNotQueued() throws Exception {
         CompletableFuture<List<byte[]>> never = new CompletableFuture<>();
-        ChunkProvider stuck = request -> never;
+        ChunkProvider stuck = (peer, request) -> never;
         try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server").withMaxInFlight(2), stuck);
              PeerClient client = client(server, "c1")) {
             client.request(WHERE, List.of(chunk(1, 1)), T);
@@ -149,7 +150,7 @@ class PeerConnectionTest {
 
     @Test
     void aRefusalByTheProviderReachesTheRequesterAsItsCode() throws Exception {
-        ChunkProvider strict = request -> CompletableFuture.failedFuture(new PeerException.Refused("server",
+        ChunkProvider strict = (peer, request) -> CompletableFuture.failedFuture(new PeerException.Refused("server",
                 Frame.ErrorCode.REGISTRY_NOT_ALLOWED, request.locator().registry() + " is not an allowed registry"));
         try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), strict);
              PeerClient client = client(server, "c1")) {
@@ -164,7 +165,7 @@ class PeerConnectionTest {
     @Test
     void aDeadOrSilentPeerCostsOneTimeoutNotAHang() throws Exception {
         CompletableFuture<List<byte[]>> never = new CompletableFuture<>();
-        PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), request -> never);
+        PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), (peer, request) -> never);
         PeerClient client = client(server, "c1");
         long t0 = System.nanoTime();
         ExecutionException slow = assertThrows(ExecutionException.class,
@@ -177,5 +178,106 @@ class PeerConnectionTest {
         assertInstanceOf(PeerException.Closed.class, dead.getCause());
         assertTrue(!client.isOpen());
         client.close();
+    }
+
+    @Test
+    void aPeerThatAnswersWithMoreBytesThanItsChunkBreaksTheProtocol() throws Exception {
+        ChunkProvider liar = (peer, request) -> CompletableFuture.completedFuture(List.of(new byte[8 << 20]));
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), liar);
+             PeerClient client = client(server, "c1")) {
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> client.request(WHERE, List.of(chunk(0, 4096)), T).get(5, TimeUnit.SECONDS));
+            assertInstanceOf(PeerException.Violation.class, e.getCause(), "a violation, not a peer that could not serve");
+            assertTrue(e.getCause().getMessage().contains("a DATA frame of 8388608 bytes for a chunk of at most 4096 bytes"),
+                    e.getCause().getMessage());
+        }
+    }
+
+    /** Reads until the server closes the socket (true) or {@code millis} pass (false). */
+    static boolean closedWithin(Socket s, int millis) throws java.io.IOException {
+        s.setSoTimeout(millis);
+        try {
+            while (s.getInputStream().read() >= 0) {
+                // an ERROR frame may come first
+            }
+            return true;
+        } catch (java.net.SocketTimeoutException stillOpen) {
+            return false;
+        } catch (java.net.SocketException reset) {
+            return true;
+        }
+    }
+
+    @Test
+    void slowAndSilentConnectionsAreClosedAndOneAddressCannotHoldManyOpen() throws Exception {
+        PeerServer.Settings settings = PeerServer.Settings.defaults("c1", "server")
+                .withDeadlines(Duration.ofMillis(2500), Duration.ofMillis(500)).withConnectionLimits(4, 100);
+        try (PeerServer server = PeerServer.start(ANY, settings, FILLER)) {
+            List<Socket> sockets = new ArrayList<>();
+            try {
+                for (int i = 0; i < 10; i++) {
+                    sockets.add(new Socket(server.address().getAddress(), server.address().getPort()));
+                }
+                Thread.sleep(200);
+                List<Socket> open = new ArrayList<>();
+                for (Socket s : sockets) {
+                    if (!closedWithin(s, 100)) {
+                        open.add(s);
+                    }
+                }
+                assertEquals(4, open.size(), "past 4 connections from one address, the next are closed at once");
+                for (Socket s : open) {
+                    assertTrue(closedWithin(s, 4000), "a connection that never says HELLO is closed");
+                }
+            } finally {
+                for (Socket s : sockets) {
+                    s.close();
+                }
+            }
+            try (Socket slow = new Socket(server.address().getAddress(), server.address().getPort())) {
+                OutputStream out = slow.getOutputStream();
+                ByteBuf hello = FrameCodec.Encoder.encode(io.netty.buffer.ByteBufAllocator.DEFAULT, new Frame.Hello(Frame.VERSION, "c1", "slow"));
+                byte[] b = new byte[hello.readableBytes()];
+                hello.readBytes(b);
+                hello.release();
+                out.write(b, 0, 3); // a byte now and then: the frame never completes
+                out.flush();
+                long t0 = System.nanoTime();
+                for (int i = 3; i < b.length - 1 && !slow.isClosed(); i++) {
+                    Thread.sleep(200);
+                    try {
+                        out.write(b[i]);
+                        out.flush();
+                    } catch (java.net.SocketException closedByServer) {
+                        break;
+                    }
+                }
+                assertTrue(closedWithin(slow, 3000), "a frame trickled in a byte at a time is cut off");
+                assertTrue((System.nanoTime() - t0) / 1e6 < 3000, "at its deadline");
+            }
+            assertTrue(server.refusedConnections() >= 8, "and each is counted: " + server.refusedConnections());
+        }
+    }
+
+    @Test
+    void aPeerOverItsRequestRateIsToldToWait() throws Exception {
+        long[] now = {0};
+        PeerServer.Settings settings = PeerServer.Settings.defaults("c1", "server").withPeerRates(10, 0).withMaxInFlight(1000);
+        try (PeerServer server = PeerServer.start(ANY, settings, FILLER, () -> now[0]);
+             PeerClient client = client(server, "c1")) {
+            int busy = 0;
+            for (int i = 0; i < 15; i++) {
+                try {
+                    client.request(WHERE, List.of(chunk(1, 10)), T).get(5, TimeUnit.SECONDS);
+                } catch (ExecutionException e) {
+                    assertInstanceOf(PeerException.Busy.class, e.getCause());
+                    busy++;
+                }
+            }
+            assertEquals(5, busy, "10 a second are served, the 5 past them answered BUSY");
+            assertEquals(5, server.refusedRequests());
+            now[0] += 1_000_000_000L; // a second later the bucket is full again
+            assertEquals(1, client.request(WHERE, List.of(chunk(1, 10)), T).get(5, TimeUnit.SECONDS).size());
+        }
     }
 }

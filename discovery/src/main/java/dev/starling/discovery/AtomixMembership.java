@@ -27,21 +27,38 @@ public final class AtomixMembership implements Membership {
     private final AtomixCluster cluster;
     private final Member self;
 
-    /**
-     * @param listen    where Atomix's own messaging listens (membership traffic, not chunks)
-     * @param bootstrap the membership addresses of some members (a static list, or a DNS name resolved now)
-     */
+    /** The cluster's mutual TLS for Atomix's messaging: PKCS#12 key and trust stores and their password. */
+    public record Tls(java.nio.file.Path keyStore, java.nio.file.Path trustStore, String password) {
+    }
+
     public AtomixMembership(String clusterId, Member self, InetSocketAddress listen, Supplier<List<InetSocketAddress>> bootstrap,
                             Duration probeInterval, Duration failureTimeout) {
+        this(clusterId, self, listen, bootstrap, probeInterval, failureTimeout, null);
+    }
+
+    /**
+     * @param listen    where Atomix's own messaging listens (membership traffic, not chunks): on that
+     *                  address only, not on every interface
+     * @param bootstrap the membership addresses of some members (a static list, or a DNS name resolved now)
+     * @param tls       mutual TLS for the membership's TCP messaging, or null for none
+     */
+    public AtomixMembership(String clusterId, Member self, InetSocketAddress listen, Supplier<List<InetSocketAddress>> bootstrap,
+                            Duration probeInterval, Duration failureTimeout, Tls tls) {
         this.self = self;
         List<Node> nodes = new ArrayList<>();
         for (InetSocketAddress a : bootstrap.get()) {
             nodes.add(Node.builder().withAddress(Address.from(a.getHostString(), a.getPort())).build());
         }
-        this.cluster = AtomixCluster.builder()
+        var builder = AtomixCluster.builder();
+        if (tls != null) {
+            builder.withTlsEnabled(true).withKeyStore(tls.keyStore().toString()).withKeyStorePassword(tls.password())
+                    .withTrustStore(tls.trustStore().toString()).withTrustStorePassword(tls.password());
+        }
+        this.cluster = builder
                 .withClusterId(clusterId)
                 .withMemberId(self.nodeId())
                 .withAddress(Address.from(listen.getHostString(), listen.getPort()))
+                .withMessagingInterface(listen.getAddress() == null ? listen.getHostString() : listen.getAddress().getHostAddress())
                 .withZone(self.zone().isEmpty() ? null : self.zone())
                 .withProperty(CHUNK_ADDRESS, self.chunkAddress().getHostString() + ":" + self.chunkAddress().getPort())
                 .withProperty(ZONE, self.zone())

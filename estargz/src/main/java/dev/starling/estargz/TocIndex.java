@@ -117,6 +117,29 @@ public final class TocIndex {
         return chunk(file, index - file.firstChunk);
     }
 
+    /**
+     * The chunk that starts {@code innerOffset} bytes into the member at {@code compressedOffset},
+     * or null when the TOC lists none there (or only one no file owns): how a node checks that what
+     * a peer asks for is a chunk of this layer, and takes its size and digest from the TOC, not the peer.
+     */
+    public Chunk chunkAt(long compressedOffset, long innerOffset) {
+        int lo = 0, hi = chunkCompressedOffset.length;
+        while (lo < hi) { // the first chunk at or after the member: the table is in blob order
+            int mid = (lo + hi) >>> 1;
+            if (chunkCompressedOffset[mid] < compressedOffset) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        for (int c = lo; c < chunkCompressedOffset.length && chunkCompressedOffset[c] == compressedOffset; c++) {
+            if (chunkInnerOffset[c] == innerOffset) {
+                return chunkAt(c);
+            }
+        }
+        return null;
+    }
+
     /** Index of the chunk of {@code file} holding byte {@code offset}, or -1 at or past the end. */
     public int chunkIndexAt(TocNode file, long offset) {
         if (offset < 0 || offset >= file.size || file.chunkCount == 0) {

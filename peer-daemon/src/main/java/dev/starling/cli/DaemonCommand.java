@@ -13,6 +13,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import dev.starling.peer.PeerAccess;
 
 /** {@code starling daemon}: the node daemon, serving mounts and peers until SIGTERM. */
 @Command(name = "daemon", mixinStandardHelpOptions = true,
@@ -126,6 +127,19 @@ final class DaemonCommand implements Callable<Integer> {
             description = "how long a span's owner may take before the next peer is asked too, for what it holds "
                     + "(e.g. 1s, 500ms; default: 1s; 5s or more: no hedging)")
     java.time.Duration hedgeAfter = DaemonConfig.DEFAULT_HEDGE_AFTER;
+
+    @Option(names = "--peer-access", paramLabel = "POLICY", converter = PeerAccessConverter.class,
+            description = "who may read which blob over the peer port: public (default: only blobs the registry gives "
+                    + "anyone are shared; private images never leave the node) or cluster (every blob, to peers that "
+                    + "prove a cluster certificate; needs the --tls-* options)")
+    PeerAccess.Mode peerAccess = PeerAccess.Mode.PUBLIC;
+
+    static final class PeerAccessConverter implements picocli.CommandLine.ITypeConverter<PeerAccess.Mode> {
+        @Override
+        public PeerAccess.Mode convert(String value) {
+            return PeerAccess.Mode.parse(value);
+        }
+    }
 
     @Option(names = "--store-auth-file", paramLabel = "FILE",
             description = "keep the credentials `starling store-auth` hands the daemon in this root-only file too, so a "
@@ -289,7 +303,7 @@ final class DaemonCommand implements Callable<Integer> {
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
-                uploadRate, hedgeAfter, memoryTier, warmup);
+                uploadRate, hedgeAfter, memoryTier, warmup, peerAccess);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

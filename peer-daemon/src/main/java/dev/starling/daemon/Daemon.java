@@ -21,7 +21,9 @@ import dev.starling.mount.ImageResolver;
 import dev.starling.mount.TocCache;
 import dev.starling.mount.OpenLayers;
 import dev.starling.peer.PeerChunkProvider;
+import dev.starling.peer.PeerAccess;
 import dev.starling.peer.PeerConnections;
+import dev.starling.peer.PeerFallbacks;
 import dev.starling.peer.PeerOrigin;
 import dev.starling.peer.Quarantine;
 import dev.starling.protocol.ClusterTls;
@@ -69,6 +71,10 @@ public final class Daemon implements AutoCloseable {
     private final Quarantine quarantine = new Quarantine(Duration.ofMinutes(10), System::nanoTime);
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
     private final PeerChunkProvider provider;
+    private final PeerFallbacks fallbacks = new PeerFallbacks();
+    /** The node's registry client without credentials: what the registry gives anyone. */
+    private final RegistryClient anonymous;
+    private final PeerAccess access;
     private final PeerServer peers;
     private final ControlSocket control;
     private final DaemonMetrics metrics;
@@ -96,6 +102,8 @@ public final class Daemon implements AutoCloseable {
         this.config = config;
         this.client = client;
         this.helperCredentials = helperCredentials;
+        // a private image's chunks, TOCs and mounts are under the root: no other local user passes it
+        dev.starling.fetch.OwnerOnly.directories(config.root());
         Path chunks = config.root().resolve("chunks");
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
         this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), boundedMemoryTier(config), FetchOptions.DEFAULTS);
@@ -105,17 +113,28 @@ public final class Daemon implements AutoCloseable {
         this.membership = alone
                 ? new StaticMembership(self, List.of())
                 : new AtomixMembership(config.clusterId(), self, config.membershipListen(), config::membershipBootstrap,
-                        Duration.ofMillis(500), Duration.ofSeconds(2)).start(Duration.ofSeconds(30));
+                        Duration.ofMillis(500), Duration.ofSeconds(2), atomixTls(config.tls())).start(Duration.ofSeconds(30));
         DaemonConfig.Tls tls = config.tls();
+        warnIfOpen(config);
         this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2),
                 tls == null ? null : ClusterTls.client(tls.keyStore(), tls.password(), tls.trustStore()));
-        this.layers = new OpenLayers(store, (layer, blob, registry) -> new PeerOrigin(
-                new Frame.Locator(layer.repository().registry(), layer.repository().repository(), layer.digest().toString(),
-                        blob.footer().format() == Footer.Format.ZSTD_CHUNKED, 0, 0),
-                membership, connections, quarantine, registry, store.options().fetchUnit(), PEER_TIMEOUT, config.hedgeAfter()), new TocCache(config.root().resolve("tocs")));
+        this.anonymous = client.withoutCredentials();
+        this.access = new PeerAccess(config.peerAccess(), this::givenToAnyone, System::nanoTime);
+        PeerOrigin.Peers peerContext = new PeerOrigin.Peers(membership, connections, quarantine, access, fallbacks,
+                store.options().fetchUnit(), PEER_TIMEOUT, config.hedgeAfter());
+        this.layers = new OpenLayers(store, (layer, blob, registry) -> {
+            PeerOrigin origin = new PeerOrigin(new Frame.Locator(layer.repository().registry(), layer.repository().repository(),
+                    layer.digest().toString(), layer.tocDigest(), blob.footer().format() == Footer.Format.ZSTD_CHUNKED, false, 0, 0),
+                    peerContext, registry);
+            if (!alone) {
+                executor.execute(origin::shared); // whether peers may hear of it, asked while the registry is surely there
+            }
+            return origin;
+        }, new TocCache(config.root().resolve("tocs")));
         // a node fetches for peers from the registries it is told to, and from those of images mounted here
-        this.provider = new PeerChunkProvider(store, layers::isOpen, client,
-                host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor);
+        this.provider = new PeerChunkProvider(store, access, layers::openBlob,
+                (repository, blob, registryAllowed) -> layers.verifiedToc(client, repository, blob, registryAllowed),
+                host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor, System::nanoTime);
         PeerServer.Settings peerSettings = PeerServer.Settings.defaults(config.clusterId(), config.nodeId())
                 .withUploadBytesPerSecond(config.uploadBytesPerSecond());
         if (tls != null) {
@@ -152,6 +171,35 @@ public final class Daemon implements AutoCloseable {
         }
         this.control = ControlSocket.listen(config.socket(), this::handle);
         this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
+    }
+
+    /** Whether the registry gives a blob to anyone, asked without credentials (a definite no for 401, 403, 404). */
+    private boolean givenToAnyone(String registry, String repository, String blob) throws IOException {
+        try {
+            return anonymous.blobExists(ImageReference.parse(registry + "/" + repository), blob);
+        } catch (dev.starling.registry.RegistryException e) {
+            if (e.status() == 401 || e.status() == 403 || e.status() == 404) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
+    /** Atomix's messaging over the cluster's mutual TLS, or null for plain TCP. */
+    private static AtomixMembership.Tls atomixTls(DaemonConfig.Tls tls) {
+        return tls == null ? null : new AtomixMembership.Tls(tls.keyStore(), tls.trustStore(), new String(tls.password()));
+    }
+
+    /** Says once, at start, that the peer port is open to anyone who can reach it, when it is. */
+    private static void warnIfOpen(DaemonConfig config) {
+        java.net.InetAddress listen = config.peerListen().getAddress();
+        if (config.tls() == null && listen != null && !listen.isLoopbackAddress()) {
+            LOG.warning("the peer port " + DaemonConfig.address(config.peerListen()) + " and membership listen on a "
+                    + "non-loopback address without TLS: anyone who reaches them can join the membership and ask for "
+                    + "the chunks of public images (private ones are never shared with --peer-access public). Give "
+                    + "--tls-keystore, --tls-truststore and --tls-password-file when the network is not trusted "
+                    + "(docs/operations.md#the-peer-port-who-may-read-what)");
+        }
     }
 
     /** Releases the store's layers and images no one used for the TTL. */
@@ -213,6 +261,18 @@ public final class Daemon implements AutoCloseable {
 
     long refusedRegistryRequests() {
         return provider.refused();
+    }
+
+    long forbiddenPeerRequests() {
+        return provider.forbidden();
+    }
+
+    long refusedPeerConnections() {
+        return peers.refusedConnections();
+    }
+
+    long peerFallbacks(PeerFallbacks.Reason reason) {
+        return fallbacks.count(reason);
     }
 
     int memberCount() {
@@ -353,6 +413,12 @@ public final class Daemon implements AutoCloseable {
         s.put("bytesServedToPeers", peers.bytesServed());
         s.put("bytesFilledForPeers", provider.fillBytes());
         s.put("refusedRegistryRequests", provider.refused());
+        s.put("peerAccess", access.mode().name().toLowerCase(java.util.Locale.ROOT));
+        s.put("forbiddenPeerRequests", provider.forbidden());
+        s.put("refusedPeerConnections", peers.refusedConnections());
+        s.put("rateLimitedPeerRequests", peers.refusedRequests());
+        ObjectNode fell = s.putObject("peerFallbacks");
+        fallbacks.counts().forEach((reason, n) -> fell.put(reason.label(), n));
         s.putObject("memory").put("residentBytes", ProcessMemory.residentBytes()).put("heapUsedBytes", ProcessMemory.heapUsedBytes())
                 .put("heapMaxBytes", ProcessMemory.heapMaxBytes()).put("memoryTierBytes", store.memoryBytes())
                 .put("memoryTierMaxBytes", store.memoryMaxBytes());
@@ -444,6 +510,7 @@ public final class Daemon implements AutoCloseable {
             LOG.warning("closing layers: " + e.getMessage());
         }
         store.close();
+        anonymous.close();
         executor.shutdownNow();
         closed.countDown();
     }

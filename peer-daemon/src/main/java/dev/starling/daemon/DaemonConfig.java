@@ -1,5 +1,6 @@
 package dev.starling.daemon;
 
+import dev.starling.peer.PeerAccess;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,15 +26,17 @@ import java.util.Set;
  * @param hedgeAfter how long a span's owner may take before the next peer is asked too (for what it holds)
  * @param memoryTierBytes the memory tier's bound: chunks still to be read (read ahead, or partly read)
  * @param warmup     run the read path once over a layer of its own right after start ({@link Warmup})
+ * @param peerAccess who may read which blob over the peer port ({@link PeerAccess}): public blobs only, or
+ *                   every blob for peers proving a cluster certificate (needs {@code tls})
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
                            Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond,
-                           java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup) {
+                           java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup, PeerAccess.Mode peerAccess) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
         this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null,
-                DEFAULT_MEMORY_TIER_BYTES, false);
+                DEFAULT_MEMORY_TIER_BYTES, false, PeerAccess.Mode.PUBLIC);
     }
 
     /**
@@ -86,6 +89,11 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
         hedgeAfter = hedgeAfter == null ? DEFAULT_HEDGE_AFTER : hedgeAfter;
         if (memoryTierBytes < 0) {
             throw new IllegalArgumentException("the memory tier cannot be negative: " + memoryTierBytes);
+        }
+        peerAccess = peerAccess == null ? PeerAccess.Mode.PUBLIC : peerAccess;
+        if (peerAccess == PeerAccess.Mode.CLUSTER && tls == null) {
+            throw new IllegalArgumentException("--peer-access cluster needs mutual TLS (--tls-keystore, --tls-truststore, "
+                    + "--tls-password-file): without it, nothing shows that a peer is a member of the cluster");
         }
         join = List.copyOf(join);
         allowRegistries = Set.copyOf(allowRegistries);

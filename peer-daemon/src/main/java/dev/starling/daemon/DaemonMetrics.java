@@ -60,6 +60,14 @@ final class DaemonMetrics implements AutoCloseable {
                 d -> d.quarantines());
         counter("starling_refused_registry_requests", "peer requests naming a registry outside the allowlist", daemon,
                 d -> d.refusedRegistryRequests());
+        counter("starling_peer_forbidden_requests", "peer requests for blobs the requester may not read here (--peer-access)",
+                daemon, d -> d.forbiddenPeerRequests());
+        counter("starling_peer_refused_connections", "peer connections closed: bad handshake, not the protocol, too slow, over the limits",
+                daemon, d -> d.refusedPeerConnections());
+        for (dev.starling.peer.PeerFallbacks.Reason reason : dev.starling.peer.PeerFallbacks.Reason.values()) {
+            counter("starling_peer_fallbacks", "reads that went past a peer to the next source, by why", daemon,
+                    d -> d.peerFallbacks(reason), "reason", reason.label());
+        }
         Gauge.builder("starling_members", daemon, d -> d.memberCount()).description("live members, this node included")
                 .register(registry);
         Gauge.builder("starling_open_layers", daemon, d -> d.openLayerCount()).register(registry);

@@ -64,7 +64,7 @@ public final class DiskChunkCache {
         if (maxBytes <= 0) {
             throw new IllegalArgumentException("the disk cache size must be positive, not " + maxBytes);
         }
-        this.dir = Files.createDirectories(dir);
+        this.dir = OwnerOnly.directories(dir);
         this.maxBytes = maxBytes;
         recover();
     }
@@ -223,8 +223,8 @@ public final class DiskChunkCache {
         Path file = path(key);
         Path tmp = null;
         try {
-            Files.createDirectories(file.getParent());
-            tmp = Files.createTempFile(file.getParent(), ".tmp-", "");
+            OwnerOnly.created(file.getParent());
+            tmp = Files.createTempFile(file.getParent(), ".tmp-", ""); // 0600
             Files.write(tmp, data);
             try {
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

@@ -423,7 +423,8 @@ public final class LayerReader implements ChunkSource, Closeable {
             }
             List<Chunk> planned = SpanPlan.plan(index, first, unit, options.maxGap(), stopAt, k -> {
                 Chunk next = index.chunkAt(k);
-                return !isLocal(k) && next.digest() != null && !inflight.containsKey(keyOf(next));
+                // the disk tier too: this node may have filled the chunk for a peer, which no mark of this layer shows
+                return !isLocal(k) && next.digest() != null && !inflight.containsKey(keyOf(next)) && !disk.contains(keyOf(next));
             });
             for (Chunk next : planned.subList(1, planned.size())) {
                 ChunkKey k = keyOf(next);

@@ -8,6 +8,7 @@ import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.Origin;
 import dev.starling.fetch.RegistryOrigin;
 import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.fetch.VerifiedBlob;
 import dev.starling.registry.Digest;
 import dev.starling.registry.RegistryClient;
 import java.io.IOException;
@@ -137,6 +138,56 @@ public final class OpenLayers implements AutoCloseable {
         LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origins.create(ref, blob, registry), store);
         reader.startFetching();
         return new Layer(ref.digest(), blob, reader, remote);
+    }
+
+    /**
+     * A blob's TOC, read without opening the layer (no reader, no background fetch): the footer and
+     * TOC kept on disk (verified against a manifest when kept), else the registry's when
+     * {@code registryAllowed}. Its digest is the blob's own; what a node compares with the digest a
+     * peer names before serving it anything of the blob.
+     */
+    public VerifiedBlob verifiedToc(RegistryClient client, dev.starling.registry.ImageReference repository, Digest blob,
+                                    boolean registryAllowed) throws IOException {
+        TocCache.Entry kept = tocs == null ? null : tocs.get(blob);
+        if (kept != null) {
+            dev.starling.estargz.RangeReader remote = registryAllowed
+                    ? new RegistryRangeReader(client, repository, blob.toString(), kept.blobSize()) : noRegistry(kept.blobSize(), repository);
+            try {
+                return new VerifiedBlob(EStargzBlob.open(kept.over(remote), null), remote);
+            } catch (InvalidBlobException e) {
+                // damaged: the registry may say
+            }
+        }
+        if (!registryAllowed) {
+            throw new IOException("its TOC is not kept here, and " + repository.registry() + " is not a registry this node fetches from for peers");
+        }
+        RegistryRangeReader remote = new RegistryRangeReader(client, repository, blob.toString());
+        return new VerifiedBlob(EStargzBlob.open(remote, null), remote);
+    }
+
+    /** A blob this node may not fetch: its size is known, its bytes are not to be read. */
+    private static dev.starling.estargz.RangeReader noRegistry(long size, dev.starling.registry.ImageReference repository) {
+        return new dev.starling.estargz.RangeReader() {
+            @Override
+            public long size() {
+                return size;
+            }
+
+            @Override
+            public byte[] read(long offset, int length) throws IOException {
+                throw new IOException(repository.registry() + " is not a registry this node fetches from for peers");
+            }
+        };
+    }
+
+    /** The TOC and bytes of {@code blob} when it is open here, or null. */
+    public synchronized VerifiedBlob openBlob(Digest blob) {
+        Entry e = open.get(blob);
+        if (e == null || !e.layer.isDone() || e.layer.isCompletedExceptionally()) {
+            return null;
+        }
+        Layer layer = e.layer.join();
+        return new VerifiedBlob(layer.blob(), layer.remote());
     }
 
     /** Lets go of a layer; the last user's release closes it. */

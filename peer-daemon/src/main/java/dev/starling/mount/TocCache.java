@@ -28,7 +28,7 @@ public final class TocCache {
     private final Path dir;
 
     public TocCache(Path dir) throws IOException {
-        this.dir = Files.createDirectories(dir);
+        this.dir = dev.starling.fetch.OwnerOnly.directories(dir);
     }
 
     /** One read of the blob, as the open made it. */
@@ -110,7 +110,7 @@ public final class TocCache {
                 }
             }
             Path tmp = dir.resolve(blob.hex() + ".tmp");
-            Files.write(tmp, bytes.toByteArray());
+            dev.starling.fetch.OwnerOnly.write(tmp, bytes.toByteArray());
             Files.move(tmp, file(blob), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             LOG.warning("cannot keep the TOC of " + blob + " (" + e.getMessage() + "); the next open fetches it again");

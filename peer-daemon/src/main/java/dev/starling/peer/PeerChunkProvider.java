@@ -2,98 +2,148 @@ package dev.starling.peer;
 
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkDecoder;
-import dev.starling.estargz.Footer;
 import dev.starling.fetch.ChunkKey;
 import dev.starling.fetch.ChunkStore;
 import dev.starling.fetch.Origin;
 import dev.starling.fetch.RegistryOrigin;
+import dev.starling.fetch.VerifiedBlob;
 import dev.starling.protocol.ChunkProvider;
 import dev.starling.protocol.Frame;
 import dev.starling.protocol.PeerException;
+import dev.starling.protocol.PeerIdentity;
 import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
-import dev.starling.registry.RegistryClient;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
-import java.util.Set;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import java.util.function.Predicate;
 
 /**
- * What this node serves its peers. A chunk it holds is served when the request names a blob this
- * node verified (it opened that layer against a manifest's TOC digest, or filled that blob itself);
- * a chunk it lacks it fetches from the registry once (the node-wide single flight, so every waiter
- * shares one request) with its own credentials, but only from a registry its configuration allows:
- * never a host a peer names. Filled chunks are verified against the digests in the request before
- * they are stored or sent, so the disk tier only ever holds bytes that really are in their blob.
+ * What this node serves its peers, and what a request may make it do. In order:
+ * <ol>
+ * <li>the requester may read the blob ({@link PeerAccess}), or it gets FORBIDDEN;</li>
+ * <li>this node verified the blob's TOC itself, against the TOC digest the request names
+ *     ({@link VerifiedTocs}: its open layers, a kept TOC, or the registry's), or it is refused;</li>
+ * <li>every chunk asked for is one that TOC lists, at that place, of that size and digest, or the
+ *     request is refused: sizes, spans and digests come from the TOC, never from the peer;</li>
+ * <li>held chunks are served; missing ones are filled from the registry once (the node-wide single
+ *     flight, within the node's bytes-in-flight budget), only from a registry this node fetches from
+ *     for peers, never for a request that asks only for what is held, and a span that failed is not
+ *     fetched again for a while.</li>
+ * </ol>
+ * So the registry bytes and memory a request can cost are what the verified TOC justifies, whoever sends it.
  */
 public final class PeerChunkProvider implements ChunkProvider {
     /** Most compressed bytes one request may make this node fetch from the registry. */
     static final long MAX_FILL_SPAN = 64L << 20;
+    /** How long a span whose fill failed is answered FAILED without the registry being asked again. */
+    static final long FAILED_FILL_REMEMBERED_NANOS = 30L * 1_000_000_000L;
 
     private final ChunkStore store;
-    private final Predicate<Digest> verifiedBlob;
-    private final RegistryClient registry;
+    private final PeerAccess access;
+    private final VerifiedTocs tocs;
     private final Predicate<String> allowedRegistry;
     private final Executor executor;
-    /** Blobs this node filled for peers: their chunks may be served like those of open layers. */
-    private final Set<Digest> filled = ConcurrentHashMap.newKeySet();
+    private final LongSupplier nanoTime;
+    private final Map<ChunkKey, Long> failedFills = new HashMap<>();
     private final AtomicLong refused = new AtomicLong();
+    private final AtomicLong forbidden = new AtomicLong();
     private final AtomicLong fillBytes = new AtomicLong();
 
     /**
-     * @param verifiedBlob whether this node verified a blob's TOC against a manifest (its open layers)
+     * @param openBlobs       the TOC and bytes of a blob open on this node, or null
+     * @param fetchToc        a blob's TOC verified against a digest, kept or from the registry
      * @param allowedRegistry whether this node fetches from a registry host ({@code host[:port]}) for peers
      */
-    public PeerChunkProvider(ChunkStore store, Predicate<Digest> verifiedBlob, RegistryClient registry,
-                             Predicate<String> allowedRegistry, Executor executor) {
+    public PeerChunkProvider(ChunkStore store, PeerAccess access, java.util.function.Function<Digest, VerifiedBlob> openBlobs,
+                             TocFetcher fetchToc, Predicate<String> allowedRegistry, Executor executor, LongSupplier nanoTime) {
         this.store = store;
-        this.verifiedBlob = verifiedBlob;
-        this.registry = registry;
+        this.access = access;
+        this.tocs = new VerifiedTocs(openBlobs, fetchToc, nanoTime);
         this.allowedRegistry = allowedRegistry;
         this.executor = executor;
+        this.nanoTime = nanoTime;
+    }
+
+    /**
+     * Reads a blob's TOC for peers' requests (the caller compares its digest with what they name):
+     * kept on disk, or from the registry when {@code registryAllowed}.
+     */
+    @FunctionalInterface
+    public interface TocFetcher {
+        VerifiedBlob fetch(ImageReference repository, Digest blob, boolean registryAllowed) throws IOException;
     }
 
     @Override
-    public CompletableFuture<List<byte[]>> serve(Frame.Request request) {
+    public CompletableFuture<List<byte[]>> serve(PeerIdentity from, Frame.Request request) {
         return CompletableFuture.supplyAsync(() -> {
             try {
-                return answer(request);
+                return answer(from, request);
             } catch (PeerException e) {
-                throw new java.util.concurrent.CompletionException(e);
+                throw new CompletionException(e);
             } catch (IOException | RuntimeException e) {
-                throw new java.util.concurrent.CompletionException(new PeerException.Refused("this node",
-                        Frame.ErrorCode.FAILED, e.getMessage()));
+                throw new CompletionException(new PeerException.Refused("this node", Frame.ErrorCode.FAILED, e.getMessage()));
             }
         }, executor);
     }
 
-    private List<byte[]> answer(Frame.Request request) throws IOException {
+    private static PeerException.Refused badRequest(String why) {
+        return new PeerException.Refused("this node", Frame.ErrorCode.BAD_REQUEST, why);
+    }
+
+    private List<byte[]> answer(PeerIdentity from, Frame.Request request) throws IOException {
         Frame.Locator where = request.locator();
+        ImageReference repository;
         Digest blob;
         try {
+            repository = ImageReference.parse(where.registry() + "/" + where.repository());
             blob = Digest.parse(where.blobDigest());
+            Digest.parse(where.tocDigest());
         } catch (IllegalArgumentException e) {
-            throw new PeerException.Refused("this node", Frame.ErrorCode.BAD_REQUEST, e.getMessage());
+            throw badRequest(e.getMessage());
         }
-        boolean mayServe = verifiedBlob.test(blob) || filled.contains(blob);
-        List<byte[]> out = new ArrayList<>(request.chunks().size());
+        if (!repository.registry().equals(where.registry())) { // "docker.io" for an empty or odd host: not what was named
+            throw badRequest("\"" + where.registry() + "\" is not a registry host");
+        }
+        if (!access.mayServe(from, where.registry(), where.repository(), blob.toString())) {
+            forbidden.incrementAndGet();
+            throw new PeerException.Refused("this node", Frame.ErrorCode.FORBIDDEN, access.mode() == PeerAccess.Mode.CLUSTER
+                    ? "this node shares blobs only with peers that prove a cluster certificate (mutual TLS)"
+                    : where.registry() + "/" + where.repository() + " does not give " + blob
+                    + " to anyone, and this node shares only public blobs (--peer-access public)");
+        }
+        boolean registryAllowed = allowedRegistry.test(where.registry());
+        VerifiedBlob toc;
+        try {
+            toc = tocs.get(repository, blob, where.tocDigest(), registryAllowed);
+        } catch (PeerException.Refused r) {
+            if (r.code() == Frame.ErrorCode.REGISTRY_NOT_ALLOWED) {
+                refused.incrementAndGet();
+            }
+            throw r;
+        }
+        List<Chunk> chunks = listed(toc, request.chunks());
+        List<byte[]> out = new ArrayList<>(chunks.size());
         List<Integer> missing = new ArrayList<>();
-        for (int i = 0; i < request.chunks().size(); i++) {
-            byte[] data = mayServe ? store.lookup(ChunkKey.of(blob, request.chunks().get(i).sha256())) : null;
+        for (int i = 0; i < chunks.size(); i++) {
+            byte[] data = store.lookup(ChunkKey.of(blob, chunks.get(i).digest()));
             out.add(data);
             if (data == null) {
                 missing.add(i);
             }
         }
-        if (missing.isEmpty() || where.registry().isEmpty()) {
-            return out; // no registry named: a hedged request, for what this node holds (the rest are misses)
+        if (missing.isEmpty() || where.heldOnly()) {
+            return out; // a hedge asks only for what is held: the rest are misses, never a second fill
         }
-        if (!allowedRegistry.test(where.registry())) {
+        if (!registryAllowed) {
             refused.incrementAndGet();
             if (missing.size() == out.size()) {
                 throw new PeerException.Refused("this node", Frame.ErrorCode.REGISTRY_NOT_ALLOWED,
@@ -101,27 +151,53 @@ public final class PeerChunkProvider implements ChunkProvider {
             }
             return out; // what it has; the rest are misses
         }
-        fill(request, blob, missing, out);
+        fill(blob, toc, chunks, missing, out);
         return out;
     }
 
-    /** Fetches the missing chunks' span from the registry once, verifies each against the request, stores and returns them. */
-    private void fill(Frame.Request request, Digest blob, List<Integer> missing, List<byte[]> out) throws IOException {
-        List<Frame.ChunkRef> refs = request.chunks();
+    /**
+     * The TOC's chunks the request names, in its order; refused when one is not in the TOC as named
+     * (place, end, size and digest must all match).
+     */
+    private static List<Chunk> listed(VerifiedBlob toc, List<Frame.ChunkRef> refs) throws PeerException {
+        List<Chunk> chunks = new ArrayList<>(refs.size());
+        for (int i = 0; i < refs.size(); i++) {
+            Frame.ChunkRef ref = refs.get(i);
+            Chunk c = toc.blob().index().chunkAt(ref.compressedOffset(), ref.innerOffset());
+            if (c == null || c.digest() == null || c.compressedEnd() != ref.compressedEnd() || c.size() != ref.size()
+                    || !Arrays.equals(c.digest(), ref.sha256())) {
+                throw badRequest("chunk " + i + " (" + ref.size() + " bytes at " + ref.compressedOffset() + "+"
+                        + ref.innerOffset() + ") is not one the blob's TOC lists");
+            }
+            chunks.add(c);
+        }
+        return chunks;
+    }
+
+    /** Fetches the missing chunks' span from the registry once, decodes and verifies each (against the TOC), stores and returns them. */
+    private void fill(Digest blob, VerifiedBlob toc, List<Chunk> chunks, List<Integer> missing, List<byte[]> out)
+            throws IOException {
         long start = Long.MAX_VALUE, end = 0;
         for (int i : missing) {
-            start = Math.min(start, refs.get(i).compressedOffset());
-            end = Math.max(end, refs.get(i).compressedEnd());
+            start = Math.min(start, chunks.get(i).compressedOffset());
+            end = Math.max(end, chunks.get(i).compressedEnd());
         }
         if (end - start > MAX_FILL_SPAN) {
-            throw new PeerException.Refused("this node", Frame.ErrorCode.BAD_REQUEST, "a span of " + (end - start)
-                    + " bytes, over the " + MAX_FILL_SPAN + "-byte limit");
+            throw badRequest("a span of " + (end - start) + " bytes, over the " + MAX_FILL_SPAN + "-byte limit");
+        }
+        ChunkKey spanKey = ChunkKey.of(blob, chunks.get(missing.getFirst()).digest());
+        synchronized (failedFills) {
+            Long until = failedFills.get(spanKey);
+            if (until != null && nanoTime.getAsLong() - until < 0) {
+                throw new PeerException.Refused("this node", Frame.ErrorCode.FAILED, "fetching this span from the registry "
+                        + "failed less than " + FAILED_FILL_REMEMBERED_NANOS / 1_000_000_000L + " s ago");
+            }
         }
         List<ChunkKey> keys = new ArrayList<>();
         List<CompletableFuture<byte[]>> mine = new ArrayList<>();
         List<Integer> toFetch = new ArrayList<>();
         for (int i : missing) {
-            ChunkKey key = ChunkKey.of(blob, refs.get(i).sha256());
+            ChunkKey key = ChunkKey.of(blob, chunks.get(i).digest());
             CompletableFuture<byte[]> f = new CompletableFuture<>();
             CompletableFuture<byte[]> claimed = store.claim(key, f);
             if (claimed == f) {
@@ -129,36 +205,38 @@ public final class PeerChunkProvider implements ChunkProvider {
                 mine.add(f);
                 toFetch.add(i);
             } else {
-                out.set(i, claimed.join()); // another fetch of the same chunk: share it
+                try {
+                    out.set(i, claimed.join()); // another fetch of the same chunk: share it
+                } catch (CompletionException | java.util.concurrent.CancellationException failed) {
+                    // that fetch failed: a miss, the requester goes on
+                }
             }
         }
         try {
             if (!toFetch.isEmpty()) {
-                ImageReference repo = ImageReference.parse(request.locator().registry() + "/" + request.locator().repository());
-                byte[] span = registry.readBlob(repo, blob.toString(), start, (int) (end - start));
-                fillBytes.addAndGet(span.length);
-                ChunkDecoder decoder = new ChunkDecoder(request.locator().zstd() ? Footer.Format.ZSTD_CHUNKED : Footer.Format.ESTARGZ);
-                List<Chunk> chunks = new ArrayList<>(toFetch.size());
-                for (int i : toFetch) {
-                    Frame.ChunkRef ref = refs.get(i);
-                    chunks.add(new Chunk(null, 0, ref.size(), ref.compressedOffset(), ref.innerOffset(),
-                            ref.compressedEnd(), ref.sha256(), i));
-                }
-                List<Origin.Fetched> decoded = RegistryOrigin.decode(decoder, chunks, start, span);
+                List<Chunk> wanted = toFetch.stream().map(chunks::get).toList();
+                Origin.Span span = new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()),
+                        store.scheduler()).fetch(wanted); // one Range request, its buffer within the node's in-flight budget
+                fillBytes.addAndGet(span.bytes());
                 for (int k = 0; k < toFetch.size(); k++) {
-                    Origin.Fetched f = decoded.get(k);
+                    Origin.Fetched f = span.chunks().get(k);
                     if (f.failure() != null) {
-                        mine.get(k).completeExceptionally(f.failure()); // a miss: the requester verifies and falls back
+                        mine.get(k).completeExceptionally(f.failure()); // a miss: the requester falls back
                         continue;
                     }
                     mine.get(k).complete(f.data());
                     store.disk().put(keys.get(k), f.data());
                     out.set(toFetch.get(k), f.data());
                 }
-                filled.add(blob);
             }
         } catch (IOException | RuntimeException e) {
             mine.forEach(f -> f.completeExceptionally(e));
+            synchronized (failedFills) {
+                if (failedFills.size() > 4096) {
+                    failedFills.clear();
+                }
+                failedFills.put(spanKey, nanoTime.getAsLong() + FAILED_FILL_REMEMBERED_NANOS);
+            }
             throw e;
         } finally {
             for (int k = 0; k < keys.size(); k++) {
@@ -170,6 +248,11 @@ public final class PeerChunkProvider implements ChunkProvider {
     /** Requests refused for naming a registry outside the allowlist. */
     public long refused() {
         return refused.get();
+    }
+
+    /** Requests refused because the requester may not read the blob here. */
+    public long forbidden() {
+        return forbidden.get();
     }
 
     /** Compressed bytes fetched from the registry on peers' behalf. */

@@ -8,6 +8,7 @@ import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.VerificationException;
 import dev.starling.fetch.Origin;
 import dev.starling.protocol.Frame;
+import dev.starling.protocol.FrameCodec;
 import dev.starling.protocol.PeerException;
 import java.io.IOException;
 import java.time.Duration;
@@ -25,56 +26,114 @@ import java.util.logging.Logger;
  * (never to fill from the registry), and the first complete verified answer is used. When this node is the owner it
  * goes to the registry itself, so each span leaves the registry about once for the cluster; when the
  * registry is down, the other members are asked, since any node serves the spans it holds. Every
- * chunk a peer sends is verified against this node's TOC; a peer that sends one bad chunk is
- * quarantined and the read goes on from the next source. A dead, slow, busy or refusing peer costs
- * one timeout at most, never a failed read.
+ * chunk a peer sends is verified against this node's TOC; a peer that sends one bad chunk, or breaks
+ * the protocol, is quarantined and the read goes on from the next source. A dead, slow, busy or
+ * refusing peer costs one timeout at most, never a failed read, and is counted ({@link PeerFallbacks}).
+ * Peers are asked only about blobs {@link PeerAccess} lets this node name to them.
  */
 public final class PeerOrigin implements Origin {
     private static final Logger LOG = Logger.getLogger(PeerOrigin.class.getName());
     /** Owners asked before the registry: the owner, and the next one. */
     static final int OWNERS_TRIED = 2;
 
+    /**
+     * What every layer's peer origin on a node shares.
+     *
+     * @param fetchUnit  the span placement hashes: its owner fetches it from the registry in one request
+     * @param timeout    how long a peer may take to answer before the next source is asked
+     * @param hedgeAfter how long the owner may take before the next owner is asked as well (for what
+     *                   it holds; the first verified answer is used); at most {@code timeout}
+     */
+    public record Peers(Membership membership, PeerConnections connections, Quarantine quarantine, PeerAccess access,
+                        PeerFallbacks fallbacks, long fetchUnit, Duration timeout, Duration hedgeAfter) {
+        public Peers {
+            hedgeAfter = hedgeAfter.compareTo(timeout) > 0 ? timeout : hedgeAfter;
+        }
+    }
+
     private final Frame.Locator where;
+    private final Peers node;
     private final Membership membership;
     private final PeerConnections peers;
     private final Quarantine quarantine;
     private final Origin registry;
-    private final long fetchUnit;
-    private final Duration timeout;
-    /** How long an owner may take before the next owner is asked too; the first verified answer wins. */
-    private final Duration hedgeAfter;
+    /** Whether peers may be asked about this blob (and so learn of it); null until first needed. */
+    private volatile Boolean shared;
+    /** A peer said this node may not read the blob from it: the others will say the same. */
+    private volatile boolean forbidden;
 
     /**
-     * @param where    the blob, as a peer needs it to fetch from the registry itself (offsets are per request)
+     * @param where    the blob, as a peer needs it to verify its TOC and fetch from the registry itself (offsets are per request)
      * @param registry where to go when no peer answers
      */
-    public PeerOrigin(Frame.Locator where, Membership membership, PeerConnections peers, Quarantine quarantine,
-                      Origin registry, long fetchUnit, Duration timeout) {
-        this(where, membership, peers, quarantine, registry, fetchUnit, timeout, timeout);
+    public PeerOrigin(Frame.Locator where, Peers node, Origin registry) {
+        this.where = where;
+        this.node = node;
+        this.membership = node.membership();
+        this.peers = node.connections();
+        this.quarantine = node.quarantine();
+        this.registry = registry;
     }
 
     /**
-     * @param hedgeAfter how long the owner may take before the next owner is asked as well (the
-     *                   first verified answer is used, the other dropped); at most {@code timeout}
+     * Whether peers may be asked about this blob: a private blob is never named to them (with
+     * --peer-access public), so a stranger among the members learns nothing of it. Asked of the
+     * registry once per layer; call it at open so the answer is there before the registry may go away.
      */
-    public PeerOrigin(Frame.Locator where, Membership membership, PeerConnections peers, Quarantine quarantine,
-                      Origin registry, long fetchUnit, Duration timeout, Duration hedgeAfter) {
-        this.hedgeAfter = hedgeAfter.compareTo(timeout) > 0 ? timeout : hedgeAfter;
-        this.where = where;
-        this.membership = membership;
-        this.peers = peers;
-        this.quarantine = quarantine;
-        this.registry = registry;
-        this.fetchUnit = fetchUnit;
-        this.timeout = timeout;
+    public boolean shared() {
+        Boolean s = shared;
+        if (s == null) {
+            s = node.access().mayAsk(where.registry(), where.repository(), where.blobDigest());
+            shared = s;
+            if (!s) {
+                node.fallbacks().record("(all peers)", PeerFallbacks.Reason.PRIVATE, where.registry() + "/" + where.repository()
+                        + "@" + where.blobDigest() + " is not public: its chunks come from the registry, with this node's credentials");
+            }
+        }
+        return s;
     }
 
+    /**
+     * The chunks, each from the owners of the placement span its member starts in: a run of small
+     * files that crosses a span boundary is asked of both spans' owners, so every chunk has one
+     * owner to fill it from the registry, and a run read from different starting points by different
+     * nodes is still filled once.
+     */
     @Override
     public Span fetch(List<Chunk> chunks) throws IOException {
+        long unit = node.fetchUnit();
+        long firstSpan = Placement.span(chunks.getFirst().compressedOffset(), unit);
+        if (Placement.span(chunks.getLast().compressedOffset(), unit) == firstSpan) {
+            return fetchSpan(chunks);
+        }
+        List<Fetched> out = new ArrayList<>(chunks.size());
+        long bytes = 0, peerBytes = 0;
+        int requests = 0;
+        for (int from = 0; from < chunks.size(); ) {
+            long span = Placement.span(chunks.get(from).compressedOffset(), unit);
+            int to = from;
+            while (to < chunks.size() && Placement.span(chunks.get(to).compressedOffset(), unit) == span) {
+                to++;
+            }
+            Span part = fetchSpan(chunks.subList(from, to));
+            out.addAll(part.chunks());
+            bytes += part.bytes();
+            requests += part.requests();
+            peerBytes += part.peerBytes();
+            from = to;
+        }
+        return new Span(out, bytes, requests, peerBytes);
+    }
+
+    /** Chunks of one placement span, from its owners first. */
+    private Span fetchSpan(List<Chunk> chunks) throws IOException {
         Chunk first = chunks.getFirst();
-        long span = Placement.span(first.compressedOffset(), fetchUnit);
+        long span = Placement.span(first.compressedOffset(), node.fetchUnit());
         Member self = membership.self();
         List<Member> owners = Placement.owners(where.blobDigest(), span, membership.members(), self.zone());
+        if (owners.size() == 1 || forbidden || !shared()) { // alone, or a blob peers do not share
+            return registry.fetch(chunks);
+        }
         IOException registryDown = null;
         int asked = 0;
         java.util.Set<String> hedged = new java.util.HashSet<>();
@@ -144,9 +203,9 @@ public final class PeerOrigin implements Origin {
         }
         long start = chunks.getFirst().compressedOffset();
         long end = chunks.stream().mapToLong(Chunk::compressedEnd).max().orElseThrow();
-        Frame.Locator locator = new Frame.Locator(where.registry(), where.repository(), where.blobDigest(), where.zstd(),
-                start, (int) (end - start));
-        long deadline = System.nanoTime() + timeout.toNanos() + TimeUnit.SECONDS.toNanos(1);
+        Frame.Locator locator = where.span(start, (int) (end - start));
+        Duration hedgeAfter = node.hedgeAfter();
+        long deadline = System.nanoTime() + node.timeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
         java.util.concurrent.CompletableFuture<List<byte[]>> first = request(peer, locator, refs);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {
@@ -159,9 +218,7 @@ public final class PeerOrigin implements Origin {
         LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; asking " + next.nodeId() + " too");
         // the hedge asks for what the next owner holds, never for a fill: a slow owner is usually
         // filling this very span from the registry, and a second fill would double the egress
-        Frame.Locator heldOnly = new Frame.Locator("", locator.repository(), locator.blobDigest(), locator.zstd(),
-                locator.compressedOffset(), locator.compressedLength());
-        java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, heldOnly, refs);
+        java.util.concurrent.CompletableFuture<List<byte[]>> second = request(next, locator.askingHeldOnly(), refs);
         hedged.add(next.nodeId());
         java.util.Map<java.util.concurrent.CompletableFuture<List<byte[]>>, Member> pending = new java.util.LinkedHashMap<>();
         if (!first.isCompletedExceptionally()) { // it answered nothing yet; a failed one has nothing more to say
@@ -201,22 +258,54 @@ public final class PeerOrigin implements Origin {
         return null;
     }
 
+    /**
+     * Asks {@code peer} for {@code refs}, in as many requests as the protocol's chunk limit needs (a
+     * span of small files holds thousands of chunks); the answers come back as one list.
+     */
     private java.util.concurrent.CompletableFuture<List<byte[]>> request(Member peer, Frame.Locator locator,
                                                                           List<Frame.ChunkRef> refs) throws IOException {
         try {
-            return peers.get(peer).request(locator, refs, timeout);
+            dev.starling.protocol.PeerClient client = peers.get(peer);
+            if (refs.size() <= FrameCodec.MAX_CHUNKS) {
+                return client.request(locator, refs, node.timeout());
+            }
+            List<java.util.concurrent.CompletableFuture<List<byte[]>>> parts = new ArrayList<>();
+            for (int from = 0; from < refs.size(); from += FrameCodec.MAX_CHUNKS) {
+                parts.add(client.request(locator, refs.subList(from, Math.min(refs.size(), from + FrameCodec.MAX_CHUNKS)),
+                        node.timeout()));
+            }
+            return java.util.concurrent.CompletableFuture.allOf(parts.toArray(java.util.concurrent.CompletableFuture[]::new))
+                    .thenApply(done -> {
+                        List<byte[]> all = new ArrayList<>(refs.size());
+                        parts.forEach(p -> all.addAll(p.join()));
+                        return all;
+                    });
         } catch (PeerException e) {
             return java.util.concurrent.CompletableFuture.failedFuture(e);
         }
     }
 
-    /** The answer of {@code peer} within {@code nanos}, or null when it failed or is not there yet. */
-    private static List<byte[]> await(Member peer, java.util.concurrent.CompletableFuture<List<byte[]>> answer, long nanos)
+    /**
+     * The answer of {@code peer} within {@code nanos}, or null when it failed or is not there yet. A
+     * failure is counted as a fallback; one that breaks the protocol quarantines the peer, and one
+     * that says this node may not read the blob stops peers being asked for it.
+     */
+    private List<byte[]> await(Member peer, java.util.concurrent.CompletableFuture<List<byte[]>> answer, long nanos)
             throws IOException {
         try {
             return answer.get(Math.max(0, nanos), TimeUnit.NANOSECONDS);
-        } catch (ExecutionException | java.util.concurrent.CancellationException e) {
-            LOG.fine("peer " + peer.nodeId() + " could not serve: " + e);
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                    ? c.getCause() : e.getCause();
+            PeerFallbacks.Reason reason = PeerFallbacks.reasonOf(cause);
+            node.fallbacks().record(peer.nodeId(), reason, String.valueOf(cause.getMessage()));
+            if (reason == PeerFallbacks.Reason.VIOLATION) {
+                quarantine.quarantine(peer.nodeId(), cause.getMessage());
+            } else if (reason == PeerFallbacks.Reason.FORBIDDEN) {
+                forbidden = true;
+            }
+            return null;
+        } catch (java.util.concurrent.CancellationException e) {
             return null;
         } catch (TimeoutException notYet) {
             return null;
@@ -242,6 +331,7 @@ public final class PeerOrigin implements Origin {
                 ChunkDecoder.verify(chunks.get(i), data);
             } catch (VerificationException bad) {
                 quarantine.quarantine(peer.nodeId(), bad.getMessage());
+                node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.VIOLATION, bad.getMessage());
                 return null; // nothing of a lying peer is used
             }
             out.add(Fetched.of(data));

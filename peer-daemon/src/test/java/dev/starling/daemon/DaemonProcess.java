@@ -40,6 +40,12 @@ public final class DaemonProcess implements AutoCloseable {
 
     /** Starts a daemon named {@code name} under {@code dir} ({@code dir/name} its root), with {@code options} added. */
     public static DaemonProcess start(Path dir, String name, List<String> options) throws IOException {
+        return start(dir, name, options, java.util.Map.of());
+    }
+
+    /** As {@link #start(Path, String, List)}, with {@code env} added to the daemon's environment. */
+    public static DaemonProcess start(Path dir, String name, List<String> options, java.util.Map<String, String> env)
+            throws IOException {
         Path root = dir.resolve(name);
         Path socket = dir.resolve(name + ".sock");
         Path log = dir.resolve(name + ".log");
@@ -52,7 +58,9 @@ public final class DaemonProcess implements AutoCloseable {
             argv.add("--no-warmup");
         }
         argv.addAll(options);
-        Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        ProcessBuilder builder = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(log.toFile());
+        builder.environment().putAll(env);
+        Process p = builder.start();
         return new DaemonProcess(p, root, socket, log);
     }
 

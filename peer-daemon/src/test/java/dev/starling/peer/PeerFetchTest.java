@@ -19,6 +19,7 @@ import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.RegistryOrigin;
 import dev.starling.fetch.RegistryRangeReader;
+import dev.starling.fetch.VerifiedBlob;
 import dev.starling.mount.EStargzImages;
 import dev.starling.protocol.ChunkProvider;
 import dev.starling.protocol.Frame;
@@ -105,6 +106,8 @@ class PeerFetchTest {
         final ChunkStore store;
         final PeerServer server;
         final Quarantine quarantine = new Quarantine(Duration.ofMinutes(5), System::nanoTime);
+        final PeerFallbacks fallbacks = new PeerFallbacks();
+        PeerAccess access = new PeerAccess(PeerAccess.Mode.PUBLIC, (r, repo, blob) -> true, System::nanoTime);
         PeerChunkProvider provider;
         LayerReader reader;
         Duration timeout = Duration.ofSeconds(3);
@@ -113,7 +116,10 @@ class PeerFetchTest {
         Node(String id, ChunkProvider override, Set<String> allowed) throws Exception {
             this.id = id;
             store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks-" + id), 1L << 30), 64 << 20, ON_DEMAND);
-            provider = new PeerChunkProvider(store, blobDigest::equals, client, allowed::contains, executor);
+            provider = new PeerChunkProvider(store, access, blob -> null, (repository, blob, registryAllowed) -> {
+                RegistryRangeReader remote = new RegistryRangeReader(client, repository, blob.toString());
+                return new VerifiedBlob(EStargzBlob.open(remote, null), remote); // what a node not holding the layer does
+            }, allowed::contains, executor, System::nanoTime);
             server = PeerServer.start(ANY, PeerServer.Settings.defaults(CLUSTER, id), override != null ? override : provider);
             toClose.add(store);
             toClose.add(server);
@@ -130,9 +136,10 @@ class PeerFetchTest {
             PeerConnections connections = new PeerConnections(CLUSTER, id, Duration.ofSeconds(2), null);
             toClose.add(connections);
             StaticMembership membership = new StaticMembership(member(), cluster.stream().map(Node::member).toList());
-            Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), false, 0, 0);
-            PeerOrigin origin = new PeerOrigin(where, membership, connections, quarantine, fromRegistry,
-                    ON_DEMAND.fetchUnit(), timeout, hedgeAfter);
+            Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), tocDigest, false,
+                    false, 0, 0);
+            PeerOrigin origin = new PeerOrigin(where, new PeerOrigin.Peers(membership, connections, quarantine, access, fallbacks,
+                    ON_DEMAND.fetchUnit(), timeout, hedgeAfter), fromRegistry);
             reader = new LayerReader(blobDigest, blob, remote.size(), origin, store);
             toClose.add(reader);
         }
@@ -171,7 +178,7 @@ class PeerFetchTest {
 
     @Test
     void aPeerServingWrongBytesIsCaughtOnEveryChunkAndQuarantined() throws Exception {
-        ChunkProvider liar = request -> CompletableFuture.completedFuture(request.chunks().stream().map(c -> {
+        ChunkProvider liar = (peer, request) -> CompletableFuture.completedFuture(request.chunks().stream().map(c -> {
             byte[] junk = new byte[c.size()];
             new Random(c.size()).nextBytes(junk);
             return junk;
@@ -188,7 +195,7 @@ class PeerFetchTest {
 
     @Test
     void aSlowOwnerCostsTheHedgeDelayWhenAnotherPeerHoldsTheSpan() throws Exception {
-        ChunkProvider stuck = request -> new CompletableFuture<>(); // accepts every request, answers none
+        ChunkProvider stuck = (peer, request) -> new CompletableFuture<>(); // accepts every request, answers none
         Node slow = new Node("slow", stuck, Set.of(registry.host()));
         Node good = new Node("good", null, Set.of(registry.host()));
         Node reader = new Node("reader", null, Set.of(registry.host()));
@@ -226,7 +233,7 @@ class PeerFetchTest {
         Node strict = new Node("strict", null, Set.of(registry.host()));
         try (PeerClient peer = PeerClient.connect(strict.server.address(), CLUSTER, "asker", Duration.ofSeconds(2), null,
                 dev.starling.protocol.FrameCodec.DEFAULT_MAX_FRAME)) {
-            Frame.Locator evil = new Frame.Locator("evil.example:5000", "x/y", blobDigest.toString(), false, 0, 100);
+            Frame.Locator evil = new Frame.Locator("evil.example:5000", "x/y", blobDigest.toString(), tocDigest, false, false, 0, 100);
             ExecutionException e = assertThrows(ExecutionException.class, () -> peer.request(evil,
                     List.of(new Frame.ChunkRef(0, 100, 0, 10, new byte[32])), Duration.ofSeconds(3)).get(5, TimeUnit.SECONDS));
             PeerException.Refused refused = assertInstanceOf(PeerException.Refused.class, e.getCause());
@@ -245,5 +252,143 @@ class PeerFetchTest {
         Thread.sleep(200); // the connection notices the close
         assertThrows(PeerException.class, () -> connections.get(peer.member()), "reconnecting to a dead peer fails");
         connections.close(); // and closing what is left does not trip over the connection closed on the way
+    }
+
+    /** A client of {@code node}'s peer port, as any program that can reach it: no certificate. */
+    PeerClient stranger(Node node) throws PeerException {
+        PeerClient c = PeerClient.connect(node.server.address(), CLUSTER, "stranger", Duration.ofSeconds(2), null,
+                dev.starling.protocol.FrameCodec.DEFAULT_MAX_FRAME);
+        toClose.add(c);
+        return c;
+    }
+
+    static PeerException.Refused refusal(CompletableFuture<List<byte[]>> answer) {
+        ExecutionException e = assertThrows(ExecutionException.class, () -> answer.get(10, TimeUnit.SECONDS));
+        return assertInstanceOf(PeerException.Refused.class, e.getCause());
+    }
+
+    @Test
+    void aRequestThatNoVerifiedTocJustifiesMakesTheNodeFetchNothing() throws Exception {
+        Node owner = new Node("owner", null, Set.of(registry.host()));
+        PeerClient peer = stranger(owner);
+        Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), tocDigest, false, false,
+                0, 64 << 20);
+        byte[] never = new byte[32];
+        new Random(5).nextBytes(never);
+        long before = registry.blobBytesServed();
+        // the ~150-byte request of the report: a real blob, a digest that can never verify, a 64 MiB span
+        PeerException.Refused unlisted = refusal(peer.request(where,
+                List.of(new Frame.ChunkRef(0, 64 << 20, 0, 64 << 20, never)), Duration.ofSeconds(10)));
+        assertEquals(Frame.ErrorCode.BAD_REQUEST, unlisted.code());
+        assertTrue(unlisted.getMessage().contains("is not one the blob's TOC lists"), unlisted.getMessage());
+        long tocBytes = registry.blobBytesServed() - before;
+        assertTrue(tocBytes <= 128 << 10, "the node fetched the blob's footer and TOC (its tail), nothing else: " + tocBytes + " bytes");
+        for (int i = 0; i < 50; i++) { // again and again: the verified TOC is kept, nothing more is fetched
+            refusal(peer.request(where, List.of(new Frame.ChunkRef(i, 64 << 20, 0, 1 << 20, never)), Duration.ofSeconds(10)));
+        }
+        Frame.Locator lying = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(),
+                "sha256:" + "0".repeat(64), false, false, 0, 100);
+        PeerException.Refused wrongToc = refusal(peer.request(lying, List.of(new Frame.ChunkRef(0, 100, 0, 10, never)),
+                Duration.ofSeconds(10)));
+        assertTrue(wrongToc.getMessage().contains("cannot verify the TOC"), wrongToc.getMessage());
+        Random digests = new Random(6);
+        for (int i = 0; i < 20; i++) { // whatever TOC digest is named, the blob's TOC is read once
+            Frame.Locator another = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(),
+                    "sha256:" + java.util.HexFormat.of().formatHex(new byte[32]).replace('0', "0123456789abcdef".charAt(digests.nextInt(16))),
+                    false, false, 0, 100);
+            refusal(peer.request(another, List.of(new Frame.ChunkRef(0, 100, 0, 10, never)), Duration.ofSeconds(10)));
+        }
+        assertEquals(tocBytes, registry.blobBytesServed() - before, "no TOC is fetched twice, whatever digest is named");
+        assertEquals(0, owner.provider.fillBytes(), "nothing was filled");
+    }
+
+    @Test
+    void aPrivateBlobIsNeitherServedToAStrangerNorNamedToPeers() throws Exception {
+        Node holder = new Node("holder", null, Set.of(registry.host()));
+        holder.access = new PeerAccess(PeerAccess.Mode.PUBLIC, (r, repo, blob) -> false, System::nanoTime); // a private repository
+        holder.provider = new PeerChunkProvider(holder.store, holder.access, blob -> null, (repository, blob, allowed) -> {
+            throw new AssertionError("a blob the requester may not read is not even looked at");
+        }, Set.of(registry.host())::contains, executor, System::nanoTime);
+        holder.server.close();
+        Node served = new Node("holder2", holder.provider, Set.of(registry.host()));
+        PeerClient peer = stranger(served);
+        Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), tocDigest, false, false,
+                0, 100);
+        long before = registry.blobBytesServed();
+        PeerException.Refused forbidden = refusal(peer.request(where, List.of(new Frame.ChunkRef(0, 100, 0, 10, new byte[32])),
+                Duration.ofSeconds(5)));
+        assertEquals(Frame.ErrorCode.FORBIDDEN, forbidden.code());
+        assertEquals(1, holder.provider.forbidden());
+        assertEquals(before, registry.blobBytesServed(), "and it cost the registry nothing");
+
+        Node reader = new Node("reader", null, Set.of(registry.host()));
+        reader.access = holder.access;
+        reader.join(List.of(served, reader));
+        assertArrayEquals(big, reader.readAll(), "the reader reads the private layer from the registry");
+        assertEquals(1, holder.provider.forbidden(), "without naming it to its peer");
+        assertEquals(0, served.server.bytesServed());
+        assertEquals(1, reader.fallbacks.count(PeerFallbacks.Reason.PRIVATE), "counted once, as a private layer");
+    }
+
+    @Test
+    void inClusterModeOnlyAPeerWithACertificateIsServed() throws Exception {
+        Node node = new Node("node", null, Set.of(registry.host()));
+        node.access = new PeerAccess(PeerAccess.Mode.CLUSTER, (r, repo, blob) -> true, System::nanoTime);
+        Node guarded = new Node("guarded", new PeerChunkProvider(node.store, node.access, blob -> null,
+                (repository, blob, allowed) -> {
+                    throw new AssertionError("not looked at");
+                }, Set.of(registry.host())::contains, executor, System::nanoTime), Set.of(registry.host()));
+        Frame.Locator where = new Frame.Locator(registry.host(), ref.repository(), blobDigest.toString(), tocDigest, false, false,
+                0, 100);
+        PeerException.Refused forbidden = refusal(stranger(guarded).request(where,
+                List.of(new Frame.ChunkRef(0, 100, 0, 10, new byte[32])), Duration.ofSeconds(5)));
+        assertEquals(Frame.ErrorCode.FORBIDDEN, forbidden.code(), "a plain connection proves no membership");
+        assertTrue(forbidden.getMessage().contains("cluster certificate"), forbidden.getMessage());
+    }
+
+    @Test
+    void aLayerOfTwentyThousandSmallFilesLeavesTheRegistryAboutOnceForThreeNodes() throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("site-packages"));
+        Random random = new Random(17);
+        long total = 0;
+        for (int i = 0; i < 20_000; i++) { // a Python tree: many small modules, some a few KiB
+            Path pkg = Files.createDirectories(tree.resolve("pkg" + i / 200));
+            byte[] module = new byte[200 + random.nextInt(3000)];
+            random.nextBytes(module);
+            Files.write(pkg.resolve("mod" + i + ".py"), module);
+            total += module.length;
+        }
+        EStargzImages.Layer layer = EStargzImages.convert(tree, dir.resolve("small.esgz"), ConvertOptions.defaults());
+        ref = registry.ref("peers/python:v1");
+        EStargzImages.push(client, ref, List.of(layer));
+        blobDigest = Digest.parse(Manifest.sha256(Files.readAllBytes(layer.blob())));
+        tocDigest = layer.tocDigest();
+        long blobSize = Files.size(layer.blob());
+        List<Node> cluster = List.of(new Node("a", null, Set.of(registry.host())), new Node("b", null, Set.of(registry.host())),
+                new Node("c", null, Set.of(registry.host())));
+        for (Node n : cluster) {
+            n.join(cluster);
+        }
+        long before = registry.blobBytesServed();
+        for (Node n : cluster) {
+            TocIndex index = n.reader.index();
+            long read = 0;
+            for (int i = 0; i < index.chunkTotal(); i++) {
+                Chunk c = index.chunkAt(i);
+                if (c != null && c.file().path().startsWith("pkg")) {
+                    read += n.reader.read(c).length;
+                }
+            }
+            assertEquals(total, read, "node " + n.id + " read every file");
+        }
+        long egress = registry.blobBytesServed() - before;
+        assertTrue(egress < blobSize * 1.1, "three nodes read a " + blobSize + "-byte layer of 20,000 files; the registry "
+                + "served " + egress + " bytes (" + String.format("%.2f", egress / (double) blobSize) + "x); per node: "
+                + cluster.stream().map(n -> n.id + " own " + n.reader.counters().fetchedBytes() + " filled " + n.provider.fillBytes()
+                + " from peers " + n.reader.counters().peerBytes() + " fallbacks " + n.fallbacks.counts()).toList());
+        for (Node n : cluster) {
+            assertEquals(0, n.fallbacks.counts().values().stream().mapToLong(Long::longValue).sum(),
+                    "no peer refused node " + n.id + ": " + n.fallbacks.counts());
+        }
     }
 }

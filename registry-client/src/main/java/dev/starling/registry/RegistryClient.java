@@ -11,6 +11,7 @@ import java.util.Set;
  * tokens. Each operation lives in its own small class; this facade only wires them.
  */
 public final class RegistryClient implements AutoCloseable {
+    private final Settings settings;
     private final RegistryTransport transport;
     private final ManifestPuller manifests;
     private final BlobReader blobs;
@@ -71,10 +72,16 @@ public final class RegistryClient implements AutoCloseable {
     }
 
     public RegistryClient(Settings settings) {
+        this.settings = settings;
         this.transport = new RegistryTransport(settings);
         this.manifests = new ManifestPuller(transport);
         this.blobs = new BlobReader(transport);
         this.pusher = new BlobPusher(transport, settings.uploadChunk());
+    }
+
+    /** A client like this one (hosts, mirrors, timeouts) that sends no credentials: it sees what the registry gives anyone. */
+    public RegistryClient withoutCredentials() {
+        return new RegistryClient(settings.withCredentials(CredentialProvider.ANONYMOUS));
     }
 
     public static RegistryClient anonymous() {

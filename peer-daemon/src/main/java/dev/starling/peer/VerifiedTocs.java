@@ -1,0 +1,119 @@
+package dev.starling.peer;
+
+import dev.starling.fetch.VerifiedBlob;
+import dev.starling.protocol.Frame;
+import dev.starling.protocol.PeerException;
+import dev.starling.registry.Digest;
+import dev.starling.registry.ImageReference;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
+import java.util.function.LongSupplier;
+
+/**
+ * The TOCs of blobs this node serves peers from, per blob: what it serves and fills for a peer is
+ * only what the blob's TOC lists, and only when that TOC is the one the peer names (the digest the
+ * peer verified against its manifest). A blob open here has its TOC already; another one's TOC is
+ * read once (kept on disk, or fetched from the registry with this node's credentials when the
+ * registry is one it fetches from for peers), and kept among the last {@link #CAPACITY}. Whatever
+ * TOC digests requests name, a blob's TOC is fetched at most once while kept, and a blob whose TOC
+ * could not be read is refused at once for a while.
+ */
+final class VerifiedTocs {
+    /** TOCs of blobs not open here kept at once: a few layers being filled for peers. */
+    static final int CAPACITY = 16;
+    /** How long a blob whose TOC could not be read is refused without asking the registry again. */
+    static final long FAILURE_REMEMBERED_NANOS = 60L * 1_000_000_000L;
+
+    private record Failure(String why, boolean registryAllowed, long until) {
+    }
+
+    private final Function<Digest, VerifiedBlob> open;
+    private final PeerChunkProvider.TocFetcher fetcher;
+    private final LongSupplier nanoTime;
+    private final Map<Digest, VerifiedBlob> kept = new LinkedHashMap<>(CAPACITY, 0.75f, true);
+    private final Map<Digest, CompletableFuture<VerifiedBlob>> fetching = new HashMap<>();
+    private final Map<Digest, Failure> failed = new HashMap<>();
+
+    VerifiedTocs(Function<Digest, VerifiedBlob> open, PeerChunkProvider.TocFetcher fetcher, LongSupplier nanoTime) {
+        this.open = open;
+        this.fetcher = fetcher;
+        this.nanoTime = nanoTime;
+    }
+
+    /**
+     * {@code blob}'s TOC when it is the one {@code tocDigest} names; refused ({@link PeerException.Refused})
+     * when this node cannot read the blob's TOC, or read another.
+     */
+    VerifiedBlob get(ImageReference repository, Digest blob, String tocDigest, boolean registryAllowed) throws IOException {
+        VerifiedBlob v = find(repository, blob, registryAllowed);
+        if (!v.blob().tocDigest().equals(tocDigest)) {
+            throw new PeerException.Refused("this node", Frame.ErrorCode.BAD_REQUEST, "cannot verify the TOC " + tocDigest
+                    + " of " + blob + ": its TOC is another");
+        }
+        return v;
+    }
+
+    private VerifiedBlob find(ImageReference repository, Digest blob, boolean registryAllowed) throws IOException {
+        VerifiedBlob mine = open.apply(blob);
+        if (mine != null) {
+            return mine;
+        }
+        CompletableFuture<VerifiedBlob> flight;
+        boolean fetcherHere = false;
+        synchronized (this) {
+            VerifiedBlob v = kept.get(blob);
+            if (v != null) {
+                return v;
+            }
+            Failure f = failed.get(blob);
+            if (f != null && nanoTime.getAsLong() - f.until() < 0 && f.registryAllowed() == registryAllowed) {
+                throw refusal(f.why() + " (remembered)", registryAllowed);
+            }
+            flight = fetching.get(blob);
+            if (flight == null) {
+                flight = new CompletableFuture<>();
+                fetching.put(blob, flight);
+                fetcherHere = true;
+            }
+        }
+        if (fetcherHere) {
+            try {
+                VerifiedBlob v = fetcher.fetch(repository, blob, registryAllowed);
+                synchronized (this) {
+                    kept.put(blob, v);
+                    if (kept.size() > CAPACITY) {
+                        kept.remove(kept.keySet().iterator().next());
+                    }
+                }
+                flight.complete(v);
+            } catch (IOException | RuntimeException e) {
+                String why = "cannot verify the TOC of " + blob + ": " + e.getMessage();
+                synchronized (this) {
+                    if (failed.size() > 4096) {
+                        failed.clear();
+                    }
+                    failed.put(blob, new Failure(why, registryAllowed, nanoTime.getAsLong() + FAILURE_REMEMBERED_NANOS));
+                }
+                flight.completeExceptionally(refusal(why, registryAllowed));
+            } finally {
+                synchronized (this) {
+                    fetching.remove(blob);
+                }
+            }
+        }
+        try {
+            return flight.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
+        }
+    }
+
+    private static PeerException.Refused refusal(String why, boolean registryAllowed) {
+        return new PeerException.Refused("this node", registryAllowed ? Frame.ErrorCode.BAD_REQUEST
+                : Frame.ErrorCode.REGISTRY_NOT_ALLOWED, why);
+    }
+}
