@@ -24,35 +24,12 @@ class ClusterTlsTest {
     @TempDir
     Path dir;
 
-    void keytool(String... args) throws IOException, InterruptedException {
-        List<String> argv = new ArrayList<>();
-        argv.add(Path.of(System.getProperty("java.home"), "bin", "keytool").toString());
-        argv.addAll(List.of(args));
-        Process p = new ProcessBuilder(argv).directory(dir.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        if (p.waitFor() != 0) {
-            throw new IOException("keytool " + String.join(" ", args) + ": " + out);
-        }
-    }
-
-    /** A CA ({@code ca}.p12, its certificate {@code ca}.crt and a trust store {@code ca}-trust.p12). */
     void ca(String ca) throws Exception {
-        keytool("-genkeypair", "-alias", "ca", "-keyalg", "EC", "-dname", "CN=" + ca, "-ext", "bc:c", "-validity", "2",
-                "-keystore", ca + ".p12", "-storepass", "changeit", "-storetype", "PKCS12");
-        keytool("-exportcert", "-alias", "ca", "-keystore", ca + ".p12", "-storepass", "changeit", "-rfc", "-file", ca + ".crt");
-        keytool("-importcert", "-alias", "ca", "-keystore", ca + "-trust.p12", "-storepass", "changeit", "-file", ca + ".crt",
-                "-noprompt", "-storetype", "PKCS12");
+        new ClusterCertificates(dir).ca(ca);
     }
 
-    /** A node key store {@code node}.p12 holding a key and a certificate signed by {@code ca}. */
     void node(String node, String ca) throws Exception {
-        keytool("-genkeypair", "-alias", "node", "-keyalg", "EC", "-dname", "CN=" + node, "-validity", "2",
-                "-keystore", node + ".p12", "-storepass", "changeit", "-storetype", "PKCS12");
-        keytool("-certreq", "-alias", "node", "-keystore", node + ".p12", "-storepass", "changeit", "-file", node + ".csr");
-        keytool("-gencert", "-alias", "ca", "-keystore", ca + ".p12", "-storepass", "changeit", "-infile", node + ".csr",
-                "-outfile", node + ".crt", "-ext", "SAN=ip:127.0.0.1", "-validity", "2", "-rfc");
-        keytool("-importcert", "-alias", "ca", "-keystore", node + ".p12", "-storepass", "changeit", "-file", ca + ".crt", "-noprompt");
-        keytool("-importcert", "-alias", "node", "-keystore", node + ".p12", "-storepass", "changeit", "-file", node + ".crt");
+        new ClusterCertificates(dir).node(node, ca);
     }
 
     @Test

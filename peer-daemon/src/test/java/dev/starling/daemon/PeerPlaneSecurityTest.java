@@ -342,4 +342,77 @@ class PeerPlaneSecurityTest {
             }
         }
     }
+
+    @Test
+    void withTlsAndClusterAccessMembersSharePrivateImagesAndAStrangerIsNeitherServedNorAMember() throws Exception {
+        dev.starling.protocol.ClusterCertificates certs = new dev.starling.protocol.ClusterCertificates(
+                Files.createDirectories(dir.resolve("pki"))).ca("cluster-ca").node("node0", "cluster-ca").node("node1", "cluster-ca");
+        Path password = Files.writeString(dir.resolve("pki/password"), dev.starling.protocol.ClusterCertificates.PASSWORD + "\n");
+        List<DaemonProcess> nodes = new ArrayList<>();
+        List<Path> targets = List.of(dir.resolve("rootfs0"), dir.resolve("rootfs1"));
+        try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.HTPASSWD);
+             RegistryClient client = new RegistryClient(RegistryClient.Settings.defaults().withCredentials(
+                     CredentialProvider.of(registry.host(), Credentials.basic(LocalRegistry.USER, LocalRegistry.PASSWORD))))) {
+            Path tree = Files.createDirectories(dir.resolve("tree/models"));
+            byte[] model = new byte[24 << 20];
+            new Random(9).nextBytes(model);
+            Files.write(tree.resolve("model.bin"), model);
+            EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
+            ImageReference ref = registry.ref("private/model:v1");
+            EStargzImages.push(client, ref, List.of(layer));
+            Path docker = Files.createDirectories(dir.resolve("docker"));
+            Files.writeString(docker.resolve("config.json"), "{\"auths\":{\"" + registry.host() + "\":{\"auth\":\""
+                    + Base64.getEncoder().encodeToString((LocalRegistry.USER + ":" + LocalRegistry.PASSWORD).getBytes()) + "\"}}}");
+            List<String> addresses = List.of("127.0.0.1:" + DaemonConfig.freePortPair(), "127.0.0.1:" + DaemonConfig.freePortPair());
+            for (int i = 0; i < 2; i++) {
+                nodes.add(DaemonProcess.start(dir, "node" + i, List.of("--peer-listen", addresses.get(i), "--join",
+                        String.join(",", addresses), "--cluster-id", CLUSTER, "--cache-size", "1G", "--no-store",
+                        "--tls-keystore", certs.path("node" + i + ".p12").toString(),
+                        "--tls-truststore", certs.path("cluster-ca-trust.p12").toString(),
+                        "--tls-password-file", password.toString(), "--peer-access", "cluster"),
+                        Map.of("DOCKER_CONFIG", docker.toString())));
+            }
+            for (DaemonProcess n : nodes) {
+                n.awaitReady();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (n.status().path("members").size() < 2 && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertEquals(2, n.status().path("members").size(), "membership over TLS: " + n.log());
+            }
+            int strangerPort = DaemonConfig.freePortPair();
+            try (AtomixMembership stranger = new AtomixMembership(CLUSTER, new Member("127.0.0.1:" + strangerPort,
+                    new InetSocketAddress("127.0.0.1", strangerPort), ""), new InetSocketAddress("127.0.0.1", strangerPort + 1),
+                    () -> List.of(new InetSocketAddress("127.0.0.1", Integer.parseInt(addresses.get(0).split(":")[1]) + 1)),
+                    Duration.ofMillis(500), Duration.ofSeconds(2)).start(Duration.ofSeconds(30))) {
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(0, StarlingCli.run("mount", "--socket", nodes.get(i).socket().toString(), ref.toString(),
+                            targets.get(i).toString()), nodes.get(i).log());
+                }
+                long before = registry.blobBytesServed();
+                assertArrayEquals(model, Files.readAllBytes(targets.get(0).resolve("models/model.bin")));
+                assertArrayEquals(model, Files.readAllBytes(targets.get(1).resolve("models/model.bin")));
+                long egress = registry.blobBytesServed() - before;
+                assertTrue(egress < model.length * 1.3, "two members read a private 24 MiB file; the registry served " + egress);
+                JsonNode second = nodes.get(1).status();
+                assertTrue(second.path("fetched").path("peerBytes").asLong() > 0, "the members shared it: " + second.toPrettyString());
+                for (DaemonProcess n : nodes) {
+                    JsonNode members = n.status().path("members");
+                    assertEquals(2, members.size(), "a stranger without a certificate is no member: " + members);
+                    assertEquals(0, n.status().path("forbiddenPeerRequests").asLong());
+                }
+                InetSocketAddress peerPort = new InetSocketAddress("127.0.0.1", Integer.parseInt(addresses.get(0).split(":")[1]));
+                assertThrows(PeerException.class, () -> PeerClient.connect(peerPort, CLUSTER, "stranger", Duration.ofSeconds(3),
+                        null, FrameCodec.DEFAULT_MAX_FRAME).close(), "nor served: its connection fails the TLS handshake");
+            } finally {
+                for (int i = 0; i < 2; i++) {
+                    StarlingCli.run("umount", "--socket", nodes.get(i).socket().toString(), targets.get(i).toString());
+                }
+            }
+        } finally {
+            for (DaemonProcess n : nodes) {
+                n.close();
+            }
+        }
+    }
 }
