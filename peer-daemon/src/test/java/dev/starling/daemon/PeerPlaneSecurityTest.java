@@ -97,6 +97,17 @@ class PeerPlaneSecurityTest {
         return new Image(ref, layer, blob, toc);
     }
 
+    /** Pushes an image of one 24 MiB model file ({@code models/model.bin}) to {@code ref}; its bytes. */
+    byte[] pushModel(RegistryClient client, ImageReference ref, int seed) throws Exception {
+        Path tree = Files.createDirectories(dir.resolve("tree/models"));
+        byte[] model = new byte[24 << 20];
+        new Random(seed).nextBytes(model);
+        Files.write(tree.resolve("model.bin"), model);
+        EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
+        EStargzImages.push(client, ref, List.of(layer));
+        return model;
+    }
+
     PeerClient stranger(DaemonProcess daemon, InetSocketAddress peerPort) throws Exception {
         return PeerClient.connect(peerPort, CLUSTER, "stranger", Duration.ofSeconds(5), null, FrameCodec.DEFAULT_MAX_FRAME);
     }
@@ -296,13 +307,8 @@ class PeerPlaneSecurityTest {
     void aMemberAnsweringWithMoreBytesThanAskedIsQuarantinedAndTheReadGoesOn() throws Exception {
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.NONE);
              RegistryClient client = RegistryClient.anonymous()) {
-            Path tree = Files.createDirectories(dir.resolve("tree/models"));
-            byte[] model = new byte[24 << 20];
-            new Random(7).nextBytes(model);
-            Files.write(tree.resolve("model.bin"), model);
-            EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
             ImageReference ref = registry.ref("liar/model:v1");
-            EStargzImages.push(client, ref, List.of(layer));
+            byte[] model = pushModel(client, ref, 7);
             int nodePort = DaemonConfig.freePortPair();
             int liarPort = DaemonConfig.freePortPair();
             String liarId = "127.0.0.1:" + liarPort;
@@ -353,13 +359,8 @@ class PeerPlaneSecurityTest {
         try (LocalRegistry registry = LocalRegistry.start(LocalRegistry.Auth.HTPASSWD);
              RegistryClient client = new RegistryClient(RegistryClient.Settings.defaults().withCredentials(
                      CredentialProvider.of(registry.host(), Credentials.basic(LocalRegistry.USER, LocalRegistry.PASSWORD))))) {
-            Path tree = Files.createDirectories(dir.resolve("tree/models"));
-            byte[] model = new byte[24 << 20];
-            new Random(9).nextBytes(model);
-            Files.write(tree.resolve("model.bin"), model);
-            EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"), ConvertOptions.defaults());
             ImageReference ref = registry.ref("private/model:v1");
-            EStargzImages.push(client, ref, List.of(layer));
+            byte[] model = pushModel(client, ref, 9);
             Path docker = Files.createDirectories(dir.resolve("docker"));
             Files.writeString(docker.resolve("config.json"), "{\"auths\":{\"" + registry.host() + "\":{\"auth\":\""
                     + Base64.getEncoder().encodeToString((LocalRegistry.USER + ":" + LocalRegistry.PASSWORD).getBytes()) + "\"}}}");

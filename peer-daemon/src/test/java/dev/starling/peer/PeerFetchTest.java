@@ -157,13 +157,19 @@ class PeerFetchTest {
         }
     }
 
-    @Test
-    void eachSpanLeavesTheRegistryAboutOnceForTheCluster() throws Exception {
+    /** Three honest nodes that know each other, each with the layer open. */
+    List<Node> threeNodes() throws Exception {
         List<Node> cluster = List.of(new Node("a", null, Set.of(registry.host())), new Node("b", null, Set.of(registry.host())),
                 new Node("c", null, Set.of(registry.host())));
         for (Node n : cluster) {
             n.join(cluster);
         }
+        return cluster;
+    }
+
+    @Test
+    void eachSpanLeavesTheRegistryAboutOnceForTheCluster() throws Exception {
+        List<Node> cluster = threeNodes();
         long before = registry.blobBytesServed();
         for (Node n : cluster) {
             assertArrayEquals(big, n.readAll(), "node " + n.id + " reads the right bytes");
@@ -364,11 +370,7 @@ class PeerFetchTest {
         blobDigest = Digest.parse(Manifest.sha256(Files.readAllBytes(layer.blob())));
         tocDigest = layer.tocDigest();
         long blobSize = Files.size(layer.blob());
-        List<Node> cluster = List.of(new Node("a", null, Set.of(registry.host())), new Node("b", null, Set.of(registry.host())),
-                new Node("c", null, Set.of(registry.host())));
-        for (Node n : cluster) {
-            n.join(cluster);
-        }
+        List<Node> cluster = threeNodes();
         long before = registry.blobBytesServed();
         for (Node n : cluster) {
             TocIndex index = n.reader.index();
