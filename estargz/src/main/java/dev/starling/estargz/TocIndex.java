@@ -123,8 +123,22 @@ public final class TocIndex {
      * a peer asks for is a chunk of this layer, and takes its size and digest from the TOC, not the peer.
      */
     public Chunk chunkAt(long compressedOffset, long innerOffset) {
+        for (int c = firstChunkFrom(compressedOffset); c < chunkCompressedOffset.length
+                && chunkCompressedOffset[c] == compressedOffset; c++) {
+            if (chunkInnerOffset[c] == innerOffset) {
+                return chunkAt(c);
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Index of the first chunk (in blob order) whose member starts at or after {@code compressedOffset},
+     * or {@link #chunkTotal()} when none does.
+     */
+    public int firstChunkFrom(long compressedOffset) {
         int lo = 0, hi = chunkCompressedOffset.length;
-        while (lo < hi) { // the first chunk at or after the member: the table is in blob order
+        while (lo < hi) { // the table is in blob order
             int mid = (lo + hi) >>> 1;
             if (chunkCompressedOffset[mid] < compressedOffset) {
                 lo = mid + 1;
@@ -132,12 +146,7 @@ public final class TocIndex {
                 hi = mid;
             }
         }
-        for (int c = lo; c < chunkCompressedOffset.length && chunkCompressedOffset[c] == compressedOffset; c++) {
-            if (chunkInnerOffset[c] == innerOffset) {
-                return chunkAt(c);
-            }
-        }
-        return null;
+        return lo;
     }
 
     /** Index of the chunk of {@code file} holding byte {@code offset}, or -1 at or past the end. */

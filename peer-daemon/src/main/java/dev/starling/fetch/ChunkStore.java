@@ -64,6 +64,11 @@ public final class ChunkStore implements AutoCloseable {
         return existing != null ? existing : mine;
     }
 
+    /** The future of whoever is loading or fetching {@code key} now, or null. */
+    public CompletableFuture<byte[]> fetching(ChunkKey key) {
+        return inflight.get(key);
+    }
+
     public void done(ChunkKey key, CompletableFuture<byte[]> mine) {
         inflight.remove(key, mine);
     }

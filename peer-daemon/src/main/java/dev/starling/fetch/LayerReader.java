@@ -421,7 +421,11 @@ public final class LayerReader implements ChunkSource, Closeable {
                 mine.complete(cached);
                 return mine;
             }
-            List<Chunk> planned = SpanPlan.plan(index, first, unit, options.maxGap(), stopAt, k -> {
+            // a span ends at the next multiple of the fetch unit: each aligned unit has one owner among the
+            // peers, who fills it once, and a reader never holds chunks of one unit while it waits for another's
+            // (two nodes each holding what the other waits for would wait until a timeout, then both fetch it)
+            long unitEnd = (c.compressedOffset() / options.fetchUnit() + 1) * options.fetchUnit();
+            List<Chunk> planned = SpanPlan.plan(index, first, unit, options.maxGap(), Math.min(stopAt, unitEnd), k -> {
                 Chunk next = index.chunkAt(k);
                 // the disk tier too: this node may have filled the chunk for a peer, which no mark of this layer shows
                 return !isLocal(k) && next.digest() != null && !inflight.containsKey(keyOf(next)) && !disk.contains(keyOf(next));
@@ -435,6 +439,28 @@ public final class LayerReader implements ChunkSource, Closeable {
                 span.add(next);
                 keys.add(k);
                 futures.add(f);
+            }
+            // the chunks before it in its member (small files share members) come with it at no cost in
+            // bytes; fetched later, they would cost the member again
+            for (int k = first - 1; k >= 0; k--) {
+                Chunk sibling = index.chunkAt(k);
+                if (sibling == null) {
+                    continue;
+                }
+                if (sibling.compressedOffset() != c.compressedOffset()) {
+                    break;
+                }
+                if (sibling.digest() == null || isLocal(k) || disk.contains(keyOf(sibling))) {
+                    continue;
+                }
+                ChunkKey sk = keyOf(sibling);
+                CompletableFuture<byte[]> f = new CompletableFuture<>();
+                if (inflight.putIfAbsent(sk, f) != null) {
+                    continue;
+                }
+                span.addFirst(sibling);
+                keys.addFirst(sk);
+                futures.addFirst(f);
             }
             List<Origin.Fetched> fetched;
             try {

@@ -39,6 +39,7 @@ public final class RegistryOrigin implements Origin {
         try (Closeable held = scheduler.holdBytes(length)) {
             span = blob.read(start, length);
         }
+
         return new Span(decode(decoder, chunks, start, span), span.length, 1);
     }
 

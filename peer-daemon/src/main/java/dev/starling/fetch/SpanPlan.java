@@ -15,6 +15,8 @@ import java.util.function.IntPredicate;
 public final class SpanPlan {
     /** Compressed bytes a chunk's span may hold beyond twice what it decodes to before it is read piece by piece. */
     static final long STREAM_SLACK = 64L << 10;
+    /** Chunks after a member's first that are looked at to tell whether the member is needed whole. */
+    static final int MAX_SIBLINGS = 4096;
 
     private SpanPlan() {
     }
@@ -29,7 +31,7 @@ public final class SpanPlan {
         Chunk c = index.chunkAt(first);
         List<Chunk> span = new ArrayList<>();
         span.add(c);
-        if (oversized(c)) {
+        if (oversized(c) && !memberNeeded(index, first)) {
             return span;
         }
         long start = c.compressedOffset();
@@ -39,14 +41,38 @@ public final class SpanPlan {
             if (next == null) {
                 continue; // a replaced entry's chunk: its bytes may be spanned, never decoded
             }
+            boolean inSpan = next.compressedEnd() <= end; // a sibling in a member the span holds already costs nothing
             if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > maxGap
-                    || Math.max(end, next.compressedEnd()) - start > unit || oversized(next) || !wanted.test(k)) {
+                    || Math.max(end, next.compressedEnd()) - start > unit
+                    || !inSpan && oversized(next) && !memberNeeded(index, k) || !wanted.test(k)) {
                 break;
             }
             span.add(next);
             end = Math.max(end, next.compressedEnd());
         }
         return span;
+    }
+
+    /**
+     * Whether the member that chunk {@code i} starts in is needed whole by the chunks after it in it:
+     * small files share members, and the first of them needs a few bytes of a member its siblings
+     * need all of. Fetched alone, piece by piece, it would cost the member's first bytes once more
+     * when the siblings are fetched.
+     */
+    static boolean memberNeeded(TocIndex index, int i) {
+        Chunk first = index.chunkAt(i);
+        long needed = first.innerOffset() + first.size();
+        for (int k = i + 1; k < index.chunkTotal() && k <= i + MAX_SIBLINGS; k++) { // bounded: a TOC may list millions
+            Chunk sibling = index.chunkAt(k);
+            if (sibling == null) {
+                continue;
+            }
+            if (sibling.compressedOffset() != first.compressedOffset()) {
+                break;
+            }
+            needed = Math.max(needed, sibling.innerOffset() + sibling.size());
+        }
+        return first.compressedLength() <= 2 * needed + STREAM_SLACK;
     }
 
     /**

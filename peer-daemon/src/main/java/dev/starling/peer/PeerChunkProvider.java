@@ -44,6 +44,8 @@ import java.util.function.Predicate;
 public final class PeerChunkProvider implements ChunkProvider {
     /** Most compressed bytes one request may make this node fetch from the registry. */
     static final long MAX_FILL_SPAN = 64L << 20;
+    /** How long a fill waits for this node's own fetches of the same members before fetching what is left. */
+    static final long WAIT_FOR_OTHERS_MILLIS = 3_000;
     /** How long a span whose fill failed is answered FAILED without the registry being asked again. */
     static final long FAILED_FILL_REMEMBERED_NANOS = 30L * 1_000_000_000L;
 
@@ -193,18 +195,65 @@ public final class PeerChunkProvider implements ChunkProvider {
                         + "failed less than " + FAILED_FILL_REMEMBERED_NANOS / 1_000_000_000L + " s ago");
             }
         }
+        // every chunk of the members the span covers, not only those asked for: small files share
+        // members, and a sibling fetched later would cost the member's bytes again
+        List<Chunk> span = new ArrayList<>();
+        dev.starling.estargz.TocIndex index = toc.blob().index();
+        for (int c = index.firstChunkFrom(start); c < index.chunkTotal(); c++) {
+            Chunk chunk = index.chunkAt(c);
+            if (chunk == null) {
+                continue;
+            }
+            if (chunk.compressedOffset() >= end) {
+                break;
+            }
+            if (chunk.digest() != null && chunk.compressedEnd() <= end) {
+                span.add(chunk);
+            }
+        }
+        Map<ChunkKey, Integer> asked = new HashMap<>();
+        for (int i : missing) {
+            asked.put(ChunkKey.of(blob, chunks.get(i).digest()), i);
+        }
+        // a fetch under way of some of these members (this node's own reads) is waited for first: a second
+        // request for the rest of a member would fetch the member's bytes again
+        List<CompletableFuture<byte[]>> underWay = new ArrayList<>();
+        for (Chunk c : span) {
+            CompletableFuture<byte[]> f = store.fetching(ChunkKey.of(blob, c.digest()));
+            if (f != null) {
+                underWay.add(f);
+            }
+        }
+        if (!underWay.isEmpty()) {
+            try {
+                CompletableFuture.allOf(underWay.toArray(CompletableFuture[]::new)).get(WAIT_FOR_OTHERS_MILLIS,
+                        java.util.concurrent.TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException failedOrSlow) {
+                // what is still missing is fetched below
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted waiting for a fetch under way");
+            }
+            for (int i : missing) {
+                out.set(i, store.lookup(ChunkKey.of(blob, chunks.get(i).digest())));
+            }
+        }
         List<ChunkKey> keys = new ArrayList<>();
         List<CompletableFuture<byte[]>> mine = new ArrayList<>();
-        List<Integer> toFetch = new ArrayList<>();
-        for (int i : missing) {
-            ChunkKey key = ChunkKey.of(blob, chunks.get(i).digest());
+        List<Chunk> toFetch = new ArrayList<>();
+        for (Chunk c : span) {
+            ChunkKey key = ChunkKey.of(blob, c.digest());
+            Integer i = asked.get(key);
+            if (i != null && out.get(i) != null || i == null && store.disk().contains(key)) {
+                continue; // held already
+            }
             CompletableFuture<byte[]> f = new CompletableFuture<>();
             CompletableFuture<byte[]> claimed = store.claim(key, f);
             if (claimed == f) {
                 keys.add(key);
                 mine.add(f);
-                toFetch.add(i);
-            } else {
+                toFetch.add(c);
+            } else if (i != null) {
                 try {
                     out.set(i, claimed.join()); // another fetch of the same chunk: share it
                 } catch (CompletionException | java.util.concurrent.CancellationException failed) {
@@ -214,19 +263,21 @@ public final class PeerChunkProvider implements ChunkProvider {
         }
         try {
             if (!toFetch.isEmpty()) {
-                List<Chunk> wanted = toFetch.stream().map(chunks::get).toList();
-                Origin.Span span = new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()),
-                        store.scheduler()).fetch(wanted); // one Range request, its buffer within the node's in-flight budget
-                fillBytes.addAndGet(span.bytes());
+                Origin.Span got = new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()),
+                        store.scheduler()).fetch(toFetch); // one Range request, its buffer within the node's in-flight budget
+                fillBytes.addAndGet(got.bytes());
                 for (int k = 0; k < toFetch.size(); k++) {
-                    Origin.Fetched f = span.chunks().get(k);
+                    Origin.Fetched f = got.chunks().get(k);
                     if (f.failure() != null) {
                         mine.get(k).completeExceptionally(f.failure()); // a miss: the requester falls back
                         continue;
                     }
                     mine.get(k).complete(f.data());
                     store.disk().put(keys.get(k), f.data());
-                    out.set(toFetch.get(k), f.data());
+                    Integer i = asked.get(keys.get(k));
+                    if (i != null) {
+                        out.set(i, f.data());
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {

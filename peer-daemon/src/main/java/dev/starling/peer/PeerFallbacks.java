@@ -23,6 +23,8 @@ public final class PeerFallbacks {
         BUSY,
         /** It did not answer in time. */
         TIMEOUT,
+        /** It answered without some chunks (it has not got them, and would not fetch them): those came from the registry. */
+        MISS,
         /** The connection could not be made or dropped. */
         UNREACHABLE,
         /** It refused the request (a bad request, a registry it does not fetch from, its fetch failed). */

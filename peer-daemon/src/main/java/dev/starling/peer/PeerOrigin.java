@@ -213,6 +213,11 @@ public final class PeerOrigin implements Origin {
         }
         if (next == null) { // no other peer to race: the owner may be filling from the registry; wait for it
             answers = await(peer, first, deadline - System.nanoTime());
+            if (answers == null && !first.isDone()) {
+                first.cancel(true);
+                node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no answer within "
+                        + node.timeout().toMillis() + " ms");
+            }
             return answers == null ? null : accept(peer, chunks, answers);
         }
         LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; asking " + next.nodeId() + " too");
@@ -255,6 +260,8 @@ public final class PeerOrigin implements Origin {
             }
         }
         pending.keySet().forEach(f -> f.cancel(true));
+        node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no complete answer within "
+                + node.timeout().toMillis() + " ms");
         return null;
     }
 
@@ -340,6 +347,8 @@ public final class PeerOrigin implements Origin {
         if (missing.isEmpty()) {
             return new Span(out, 0, 0, fromPeer);
         }
+        node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.MISS, missing.size() + " of " + chunks.size()
+                + " chunks missed (the peer has not got them and would not fetch them)");
         Span rest = registry.fetch(missing);
         for (int i = 0, m = 0; i < out.size(); i++) {
             if (out.get(i) == null) {
