@@ -33,17 +33,18 @@ public final class AtomixMembership implements Membership {
 
     public AtomixMembership(String clusterId, Member self, InetSocketAddress listen, Supplier<List<InetSocketAddress>> bootstrap,
                             Duration probeInterval, Duration failureTimeout) {
-        this(clusterId, self, listen, bootstrap, probeInterval, failureTimeout, null);
+        this(clusterId, self, listen, listen, bootstrap, probeInterval, failureTimeout, null);
     }
 
     /**
-     * @param listen    where Atomix's own messaging listens (membership traffic, not chunks): on that
-     *                  address only, not on every interface
-     * @param bootstrap the membership addresses of some members (a static list, or a DNS name resolved now)
-     * @param tls       mutual TLS for the membership's TCP messaging, or null for none
+     * @param listen     where Atomix's own messaging listens (membership traffic, not chunks): on that
+     *                   address only, not on every interface
+     * @param advertised where the others send this node membership messages (its address as they reach it)
+     * @param bootstrap  the membership addresses of some members (a static list, or a DNS name resolved now)
+     * @param tls        mutual TLS for the membership's TCP messaging, or null for none
      */
-    public AtomixMembership(String clusterId, Member self, InetSocketAddress listen, Supplier<List<InetSocketAddress>> bootstrap,
-                            Duration probeInterval, Duration failureTimeout, Tls tls) {
+    public AtomixMembership(String clusterId, Member self, InetSocketAddress listen, InetSocketAddress advertised,
+                            Supplier<List<InetSocketAddress>> bootstrap, Duration probeInterval, Duration failureTimeout, Tls tls) {
         this.self = self;
         List<Node> nodes = new ArrayList<>();
         for (InetSocketAddress a : bootstrap.get()) {
@@ -57,8 +58,9 @@ public final class AtomixMembership implements Membership {
         this.cluster = builder
                 .withClusterId(clusterId)
                 .withMemberId(self.nodeId())
-                .withAddress(Address.from(listen.getHostString(), listen.getPort()))
+                .withAddress(Address.from(advertised.getHostString(), advertised.getPort()))
                 .withMessagingInterface(listen.getAddress() == null ? listen.getHostString() : listen.getAddress().getHostAddress())
+                .withMessagingPort(listen.getPort())
                 .withZone(self.zone().isEmpty() ? null : self.zone())
                 .withProperty(CHUNK_ADDRESS, self.chunkAddress().getHostString() + ":" + self.chunkAddress().getPort())
                 .withProperty(ZONE, self.zone())

@@ -41,6 +41,11 @@ final class DaemonCommand implements Callable<Integer> {
                     + "(default: 127.0.0.1:7400)")
     String peerListen = "127.0.0.1:" + DaemonConfig.DEFAULT_PEER_PORT;
 
+    @Option(names = "--advertise", paramLabel = "HOST:PORT",
+            description = "where the others reach this node's peer port, and so its id in their --join lists (default: "
+                    + "$POD_IP in a pod, else --peer-listen, or for 0.0.0.0 the address the route to the first peer leaves from)")
+    String advertise;
+
     @Option(names = "--join", paramLabel = "HOST:PORT", split = ",",
             description = "the peers' --peer-listen addresses (this node's own may be listed, so one list serves all); "
                     + "membership (SWIM) runs on each one's port + 1")
@@ -303,7 +308,8 @@ final class DaemonCommand implements Callable<Integer> {
                 noStore ? null : new DaemonConfig.Store(store != null ? store : root.resolve(DaemonConfig.STORE_DIRECTORY), storeTtl),
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
-                uploadRate, hedgeAfter, memoryTier, warmup, peerAccess);
+                uploadRate, hedgeAfter, memoryTier, warmup, peerAccess, advertise != null ? address(advertise, "--advertise")
+                        : DaemonConfig.defaultAdvertise(listen, peers, System.getenv("POD_IP")));
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

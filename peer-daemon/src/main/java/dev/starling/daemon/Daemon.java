@@ -72,6 +72,8 @@ public final class Daemon implements AutoCloseable {
     private final ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
     private final PeerChunkProvider provider;
     private final PeerFallbacks fallbacks = new PeerFallbacks();
+    /** This daemon's hold on its root: one daemon per disk tier. */
+    private final RootLock rootLock;
     /** The node's registry client without credentials: what the registry gives anyone. */
     private final RegistryClient anonymous;
     private final PeerAccess access;
@@ -104,16 +106,19 @@ public final class Daemon implements AutoCloseable {
         this.helperCredentials = helperCredentials;
         // a private image's chunks, TOCs and mounts are under the root: no other local user passes it
         dev.starling.fetch.OwnerOnly.directories(config.root());
+        this.rootLock = RootLock.acquire(config.root());
+        refuseLiveSockets(config); // before anything is started or mounted that a refusal would leave behind
         Path chunks = config.root().resolve("chunks");
         long cacheBytes = config.cacheBytes() != null ? config.cacheBytes() : DiskChunkCache.defaultSize(chunks);
         this.store = new ChunkStore(new DiskChunkCache(chunks, cacheBytes), boundedMemoryTier(config), FetchOptions.DEFAULTS);
-        Member self = new Member(config.nodeId(), config.peerListen(), config.zone());
+        Member self = new Member(config.nodeId(), config.advertise(), config.zone());
         // one node needs no failure detector; with peers, SWIM finds who is alive (and who was killed)
         boolean alone = config.join().stream().allMatch(a -> DaemonConfig.address(a).equals(config.nodeId()));
         this.membership = alone
                 ? new StaticMembership(self, List.of())
-                : new AtomixMembership(config.clusterId(), self, config.membershipListen(), config::membershipBootstrap,
-                        Duration.ofMillis(500), Duration.ofSeconds(2), atomixTls(config.tls())).start(Duration.ofSeconds(30));
+                : new AtomixMembership(config.clusterId(), self, config.membershipListen(), config.membershipAdvertise(),
+                        config::membershipBootstrap, Duration.ofMillis(500), Duration.ofSeconds(2), atomixTls(config.tls()))
+                        .start(Duration.ofSeconds(30));
         DaemonConfig.Tls tls = config.tls();
         warnIfOpen(config);
         this.connections = new PeerConnections(config.clusterId(), config.nodeId(), Duration.ofSeconds(2),
@@ -140,7 +145,8 @@ public final class Daemon implements AutoCloseable {
         if (tls != null) {
             peerSettings = peerSettings.withTls(ClusterTls.server(tls.keyStore(), tls.password(), tls.trustStore()));
         }
-        this.peers = PeerServer.start(config.peerListen(), peerSettings, provider);
+        PeerServer.Settings serverSettings = peerSettings;
+        this.peers = listening("--peer-listen", config.peerListen(), () -> PeerServer.start(config.peerListen(), serverSettings, provider));
         DaemonConfig.Store storeConfig = config.store();
         Duration storeTtl = storeConfig == null ? DaemonConfig.Store.DEFAULT_TTL : storeConfig.ttl();
         this.images = new ImageResolver(client, layers, executor, ref -> mountedRegistries.add(ref.registry()),
@@ -170,7 +176,34 @@ public final class Daemon implements AutoCloseable {
             warmup.start();
         }
         this.control = ControlSocket.listen(config.socket(), this::handle);
-        this.metrics = config.metricsListen() == null ? null : new DaemonMetrics(this, config.metricsListen());
+        this.metrics = config.metricsListen() == null ? null
+                : listening("--metrics-listen", config.metricsListen(), () -> new DaemonMetrics(this, config.metricsListen()));
+    }
+
+    /** A control or containerd socket another live process serves is refused, naming its option. */
+    private static void refuseLiveSockets(DaemonConfig config) throws IOException {
+        if (ControlSocket.answers(config.socket())) {
+            throw new IOException("a daemon already serves --socket " + config.socket() + ": stop it first, or give this one another");
+        }
+        if (config.containerdSocket() != null && ControlSocket.answers(config.containerdSocket())) {
+            throw new IOException("a live server already serves " + config.containerdSocket() + " (--containerd-socket; another "
+                    + "starling daemon?): stop it first, or give this one another socket");
+        }
+    }
+
+    /** Something that binds an address, for {@link #listening}. */
+    private interface Binding<T> {
+        T bind() throws IOException, InterruptedException;
+    }
+
+    /** Binds, saying which option named an address that is taken. */
+    private static <T> T listening(String option, InetSocketAddress address, Binding<T> binding) throws IOException, InterruptedException {
+        try {
+            return binding.bind();
+        } catch (java.net.BindException e) {
+            throw new IOException(option + " " + DaemonConfig.address(address) + ": address already in use (another "
+                    + "starling daemon, or another program, listens there): stop it, or give " + option + " another address", e);
+        }
     }
 
     /** Whether the registry gives a blob to anyone, asked without credentials (a definite no for 401, 403, 404). */
@@ -404,7 +437,7 @@ public final class Daemon implements AutoCloseable {
     /** What `starling status` shows: members, layers with fetched share and bytes by source, peers' use. */
     public synchronized ObjectNode status() {
         ObjectNode s = ControlSocket.JSON.createObjectNode();
-        s.put("node", config.nodeId()).put("cluster", config.clusterId()).put("zone", config.zone()).put("warmup", warmupState);
+        s.put("node", config.nodeId()).put("pid", ProcessHandle.current().pid()).put("cluster", config.clusterId()).put("zone", config.zone()).put("warmup", warmupState);
         ArrayNode members = s.putArray("members");
         membership.members().forEach(m -> members.add(m.nodeId()));
         ArrayNode quarantined = s.putArray("quarantined");
@@ -512,6 +545,11 @@ public final class Daemon implements AutoCloseable {
         store.close();
         anonymous.close();
         executor.shutdownNow();
+        try {
+            rootLock.close();
+        } catch (IOException e) {
+            LOG.warning("releasing the root's lock: " + e.getMessage());
+        }
         closed.countDown();
     }
 }

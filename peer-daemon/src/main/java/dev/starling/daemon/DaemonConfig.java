@@ -28,15 +28,17 @@ import java.util.Set;
  * @param warmup     run the read path once over a layer of its own right after start ({@link Warmup})
  * @param peerAccess who may read which blob over the peer port ({@link PeerAccess}): public blobs only, or
  *                   every blob for peers proving a cluster certificate (needs {@code tls})
+ * @param advertise  where the others reach this node's peer port, and so its id; null for {@code peerListen}
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
                            Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond,
-                           java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup, PeerAccess.Mode peerAccess) {
+                           java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup, PeerAccess.Mode peerAccess,
+                           InetSocketAddress advertise) {
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
         this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null,
-                DEFAULT_MEMORY_TIER_BYTES, false, PeerAccess.Mode.PUBLIC);
+                DEFAULT_MEMORY_TIER_BYTES, false, PeerAccess.Mode.PUBLIC, null);
     }
 
     /**
@@ -96,13 +98,61 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
                     + "--tls-password-file): without it, nothing shows that a peer is a member of the cluster");
         }
         join = List.copyOf(join);
+        advertise = advertise == null ? peerListen : advertise;
+        if (advertise.getAddress() != null && advertise.getAddress().isAnyLocalAddress()) {
+            throw new IllegalArgumentException("this node would advertise " + address(advertise) + ", which no peer can "
+                    + "reach: give --advertise HOST:PORT, the address the others reach this node at");
+        }
+        if (advertise.getAddress() != null && advertise.getAddress().isLoopbackAddress()) {
+            for (InetSocketAddress peer : join) {
+                if (peer.getAddress() != null && !peer.getAddress().isLoopbackAddress()) {
+                    throw new IllegalArgumentException("this node would advertise " + address(advertise) + ", a loopback "
+                            + "address, to peers such as " + address(peer) + " that cannot reach it there: give --advertise "
+                            + "HOST:PORT (in a pod, POD_IP from the downward API is used), or --peer-listen an address they reach");
+                }
+            }
+        }
         allowRegistries = Set.copyOf(allowRegistries);
         zone = zone == null ? "" : zone;
     }
 
-    /** Where membership (SWIM) messages go: the peer port + 1, beside the chunks. */
+    /** Where membership (SWIM) messages are received: the peer port + 1, beside the chunks. */
     public InetSocketAddress membershipListen() {
         return new InetSocketAddress(peerListen.getHostString(), peerListen.getPort() + 1);
+    }
+
+    /** Where the others send this node membership messages: the advertised peer port + 1. */
+    public InetSocketAddress membershipAdvertise() {
+        return new InetSocketAddress(advertise.getHostString(), advertise.getPort() + 1);
+    }
+
+    /**
+     * The address to advertise when none is given: {@code $POD_IP} in a pod (with the peer port);
+     * else the listen address, unless it is a wildcard, when it is the address this host's route to
+     * the first peer leaves from; else loopback.
+     */
+    public static InetSocketAddress defaultAdvertise(InetSocketAddress listen, List<InetSocketAddress> join, String podIp) {
+        if (podIp != null && !podIp.isBlank()) {
+            return new InetSocketAddress(podIp.strip(), listen.getPort());
+        }
+        if (listen.getAddress() == null || !listen.getAddress().isAnyLocalAddress()) {
+            return listen;
+        }
+        for (InetSocketAddress peer : join) {
+            if (peer.getAddress() == null || peer.getAddress().isAnyLocalAddress()) {
+                continue;
+            }
+            try (java.net.DatagramSocket probe = new java.net.DatagramSocket()) {
+                probe.connect(peer); // no packet is sent: the kernel picks the route and its source address
+                java.net.InetAddress from = probe.getLocalAddress();
+                if (from != null && !from.isAnyLocalAddress()) {
+                    return new InetSocketAddress(from, listen.getPort());
+                }
+            } catch (java.io.IOException | RuntimeException e) {
+                // no route to this one: try the next
+            }
+        }
+        return new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), listen.getPort());
     }
 
     /** The members to join through: the `--join` peers' membership addresses (their peer port + 1). */
@@ -123,9 +173,9 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
         throw new java.io.IOException("no two free adjacent loopback ports");
     }
 
-    /** This node's id: its peer address, which is how the others name it in their `--join` lists. */
+    /** This node's id: its advertised peer address, which is how the others name it in their `--join` lists. */
     public String nodeId() {
-        return address(peerListen);
+        return address(advertise);
     }
 
     static String address(InetSocketAddress a) {

@@ -32,13 +32,25 @@ final class UnixGrpc {
     }
 
     /**
-     * Serves at {@code socket}, root only; a socket file a killed process left is replaced.
+     * Serves at {@code socket}, root only; a socket file a killed process left is replaced, one a live
+     * process serves is not taken from it.
      *
      * @param services adds the services (or a fallback registry) to the builder
      */
     static Server serve(Path socket, EpollEventLoopGroup group, Executor executor,
                         UnaryOperator<NettyServerBuilder> services) throws IOException {
         Files.createDirectories(socket.toAbsolutePath().getParent());
+        if (Files.exists(socket)) {
+            try (java.nio.channels.SocketChannel live = java.nio.channels.SocketChannel.open(
+                    java.net.UnixDomainSocketAddress.of(socket))) {
+                throw new java.net.BindException("a live server already serves " + socket + " (another starling daemon?): "
+                        + "stop it first, or give this one another socket");
+            } catch (java.net.BindException e) {
+                throw e;
+            } catch (IOException nobody) {
+                // left by a process that died: replaced below
+            }
+        }
         Files.deleteIfExists(socket);
         Server server = services.apply(NettyServerBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollServerDomainSocketChannel.class).bossEventLoopGroup(group).workerEventLoopGroup(group)

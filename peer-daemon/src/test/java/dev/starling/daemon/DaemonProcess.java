@@ -101,6 +101,14 @@ public final class DaemonProcess implements AutoCloseable {
         }
     }
 
+    /** Waits up to {@code seconds} for the daemon to exit (one that refused to start); its exit status. */
+    public int awaitExit(int seconds) throws InterruptedException, IOException {
+        if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+            throw new IOException("the daemon did not exit within " + seconds + " s: " + log());
+        }
+        return process.exitValue();
+    }
+
     /** kill -9: what a crash or an OOM kill does; its mounts stay behind, dead. */
     public void kill() throws InterruptedException {
         process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
