@@ -27,8 +27,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * One connection to one peer, many requests multiplexed on it: each request gets a stream number,
  * and its future completes when every chunk has an answer (bytes, or null for a miss), or fails
- * with a {@link PeerException} saying why (busy, refused, connection gone). A request unanswered
- * within its timeout fails and is cancelled at the peer, so a slow peer costs one timeout.
+ * with a {@link PeerException} saying why (busy, refused, connection gone). A request fails, and is
+ * cancelled at the peer, when the connection has been silent for its timeout: a dead peer costs one
+ * timeout, a slow one that keeps sending is waited for (up to {@link #PROGRESS_CAP}).
  */
 public final class PeerClient implements AutoCloseable {
     private final EventLoopGroup group;
@@ -39,6 +40,14 @@ public final class PeerClient implements AutoCloseable {
     private volatile String closedBecause;
     /** The largest chunk asked for on this connection: the most a late answer to a cancelled stream may carry. */
     private volatile int largestAsked;
+    /** When bytes last arrived on this connection: a peer sending (this answer, or those queued before it) is not dead. */
+    private volatile long lastBytesNanos = System.nanoTime();
+    /**
+     * The longest a request may take while bytes keep arriving: far above what a healthy but saturated
+     * link needs for a chunk (a 4 MiB chunk shared by a dozen readers on an 8 Mbit/s uplink: about a
+     * minute), so a slow peer makes a read slower, never fail, and a peer that trickles forever is cut.
+     */
+    public static final Duration PROGRESS_CAP = Duration.ofMinutes(2);
 
     private static final class Pending {
         final byte[][] chunks;
@@ -86,6 +95,15 @@ public final class PeerClient implements AutoCloseable {
                             if (tls != null) {
                                 c.pipeline().addLast("tls", tls.newHandler(c.alloc(), address.getHostString(), address.getPort()));
                             }
+                            c.pipeline().addLast("progress", new io.netty.channel.ChannelInboundHandlerAdapter() {
+                                @Override
+                                public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                                    if (self[0] != null) {
+                                        self[0].lastBytesNanos = System.nanoTime();
+                                    }
+                                    ctx.fireChannelRead(msg);
+                                }
+                            });
                             // a DATA frame longer than its chunk is refused from its header: a peer never
                             // makes this node buffer more than it asked for
                             FrameCodec.addTo(c.pipeline(), maxFrame, null,
@@ -130,13 +148,29 @@ public final class PeerClient implements AutoCloseable {
                 fail(stream, new PeerException.Closed(peer + ": sending failed: " + f.cause()));
             }
         });
-        channel.eventLoop().schedule(() -> {
-            if (pending.containsKey(stream)) {
-                fail(stream, new PeerException(peer + " did not answer within " + timeout.toMillis() + " ms"));
-                channel.writeAndFlush(new Frame.Cancel(stream));
-            }
-        }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+        watch(stream, System.nanoTime(), timeout.toNanos(), timeout.toNanos());
         return p.future;
+    }
+
+    /**
+     * Fails {@code stream} when the connection has been silent for {@code timeout} since it was sent,
+     * or when {@link #PROGRESS_CAP} has passed; while bytes keep arriving it waits on.
+     */
+    private void watch(int stream, long sentAt, long timeout, long delay) {
+        channel.eventLoop().schedule(() -> {
+            if (!pending.containsKey(stream)) {
+                return;
+            }
+            long now = System.nanoTime();
+            long quietFor = now - Math.max(sentAt, lastBytesNanos);
+            if (quietFor >= timeout || now - sentAt >= PROGRESS_CAP.toNanos()) {
+                fail(stream, new PeerException(peer + (quietFor >= timeout ? " did not answer within " + timeout / 1_000_000 + " ms"
+                        : " sent bytes but did not finish within " + PROGRESS_CAP.toSeconds() + " s")));
+                channel.writeAndFlush(new Frame.Cancel(stream));
+            } else {
+                watch(stream, sentAt, timeout, Math.max(1_000_000, timeout - quietFor));
+            }
+        }, delay, TimeUnit.NANOSECONDS);
     }
 
     public boolean isOpen() {

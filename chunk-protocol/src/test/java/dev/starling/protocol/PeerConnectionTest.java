@@ -280,4 +280,22 @@ class PeerConnectionTest {
             assertEquals(1, client.request(WHERE, List.of(chunk(1, 10)), T).get(5, TimeUnit.SECONDS).size());
         }
     }
+
+    @Test
+    void aPeerThatKeepsSendingIsWaitedForPastTheTimeoutAndASilentOneIsNot() throws Exception {
+        // 2 MiB through a 512 KiB/s upload cap: 4 s of answer against a 1 s timeout, never a second without bytes
+        try (PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server")
+                .withUploadBytesPerSecond(512 << 10), FILLER);
+             PeerClient client = client(server, "c1")) {
+            List<Frame.ChunkRef> eight = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                eight.add(chunk(i, 256 << 10));
+            }
+            long t0 = System.nanoTime();
+            List<byte[]> got = client.request(WHERE, eight, Duration.ofSeconds(1)).get(30, TimeUnit.SECONDS);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertEquals(8, got.size());
+            assertTrue(seconds > 2, "it took the link's time (" + seconds + " s), and the read did not fail at 1 s");
+        }
+    }
 }

@@ -441,8 +441,9 @@ public final class LayerReader implements ChunkSource, Closeable {
                 futures.add(f);
             }
             // the chunks before it in its member (small files share members) come with it at no cost in
-            // bytes; fetched later, they would cost the member again
-            for (int k = first - 1; k >= 0; k--) {
+            // bytes; fetched later, they would cost the member again. A member larger than the unit (a
+            // hostile TOC's) is not read whole for them
+            for (int k = first - 1; k >= 0 && c.compressedLength() <= unit; k--) { // a member within the unit only
                 Chunk sibling = index.chunkAt(k);
                 if (sibling == null) {
                     continue;

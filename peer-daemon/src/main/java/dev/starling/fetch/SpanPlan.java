@@ -31,7 +31,7 @@ public final class SpanPlan {
         Chunk c = index.chunkAt(first);
         List<Chunk> span = new ArrayList<>();
         span.add(c);
-        if (oversized(c) && !memberNeeded(index, first)) {
+        if (oversized(c) && !(c.compressedLength() <= unit && memberNeeded(index, first))) {
             return span;
         }
         long start = c.compressedOffset();
@@ -44,7 +44,7 @@ public final class SpanPlan {
             boolean inSpan = next.compressedEnd() <= end; // a sibling in a member the span holds already costs nothing
             if (next.compressedOffset() >= stopAt || next.compressedOffset() - end > maxGap
                     || Math.max(end, next.compressedEnd()) - start > unit
-                    || !inSpan && oversized(next) && !memberNeeded(index, k) || !wanted.test(k)) {
+                    || !inSpan && oversized(next) && !memberNeeded(index, k) || !wanted.test(k)) { // (within the unit: checked above)
                 break;
             }
             span.add(next);
@@ -57,7 +57,8 @@ public final class SpanPlan {
      * Whether the member that chunk {@code i} starts in is needed whole by the chunks after it in it:
      * small files share members, and the first of them needs a few bytes of a member its siblings
      * need all of. Fetched alone, piece by piece, it would cost the member's first bytes once more
-     * when the siblings are fetched.
+     * when the siblings are fetched. Only asked of members within the fetch unit: a member larger
+     * than that (a hostile TOC's one-byte files spread over a huge member) is still read piece by piece.
      */
     static boolean memberNeeded(TocIndex index, int i) {
         Chunk first = index.chunkAt(i);

@@ -205,7 +205,9 @@ public final class PeerOrigin implements Origin {
         long end = chunks.stream().mapToLong(Chunk::compressedEnd).max().orElseThrow();
         Frame.Locator locator = where.span(start, (int) (end - start));
         Duration hedgeAfter = node.hedgeAfter();
-        long deadline = System.nanoTime() + node.timeout().toNanos() + TimeUnit.SECONDS.toNanos(1);
+        // the client fails a request when its peer goes silent for the timeout; one that keeps sending is
+        // waited for, up to the client's cap: a saturated peer makes a read slower, never fail
+        long deadline = System.nanoTime() + dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos() + TimeUnit.SECONDS.toNanos(1);
         java.util.concurrent.CompletableFuture<List<byte[]>> first = request(peer, locator, refs);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {
@@ -216,7 +218,7 @@ public final class PeerOrigin implements Origin {
             if (answers == null && !first.isDone()) {
                 first.cancel(true);
                 node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no answer within "
-                        + node.timeout().toMillis() + " ms");
+                        + dev.starling.protocol.PeerClient.PROGRESS_CAP.toSeconds() + " s");
             }
             return answers == null ? null : accept(peer, chunks, answers);
         }
@@ -261,7 +263,7 @@ public final class PeerOrigin implements Origin {
         }
         pending.keySet().forEach(f -> f.cancel(true));
         node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no complete answer within "
-                + node.timeout().toMillis() + " ms");
+                + dev.starling.protocol.PeerClient.PROGRESS_CAP.toSeconds() + " s");
         return null;
     }
 

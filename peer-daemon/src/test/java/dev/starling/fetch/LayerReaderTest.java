@@ -138,7 +138,9 @@ class LayerReaderTest {
             }
             long payload = coalesced.reader().counters().fetchedBytes();
             assertTrue(payload >= 300 * 1000, "every small file was fetched: " + payload);
-            assertTrue(coalesced.reader().counters().fetchRequests() <= payload / unit + 2,
+            // about a unit's worth a request: the first reads ramp up from 64 KiB, and a span ends at the unit's
+            // next multiple (each aligned unit has one owner among peers), so a span may be cut in two
+            assertTrue(coalesced.reader().counters().fetchRequests() <= 2 * (payload / unit) + 3,
                     coalesced.reader().counters().fetchRequests() + " requests for " + payload + " bytes in units of " + unit);
             assertEquals(SMALL_FILES, oneByOne.reader().counters().fetchRequests(), "a 1-byte unit fetches each file on its own");
         }

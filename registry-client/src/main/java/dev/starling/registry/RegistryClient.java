@@ -20,7 +20,8 @@ public final class RegistryClient implements AutoCloseable {
     /**
      * @param credentials    who we are, per registry
      * @param insecureHosts  {@code host} or {@code host:port} reached over plain http (loopback always is)
-     * @param requestTimeout one HTTP request, body included (30 s: the reference's default)
+     * @param requestTimeout how long one HTTP request may go without a byte (30 s: the reference's request
+     *                       timeout); a body that keeps flowing is waited for, up to the deadline
      * @param deadline       one operation, retries included (300 s: the reference's fetch timeout)
      * @param maxRetries     retries after the first attempt (5, as the reference)
      * @param minBackoff     first retry delay before jitter (30 ms, as the reference)

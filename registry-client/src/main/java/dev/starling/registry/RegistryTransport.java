@@ -54,7 +54,9 @@ final class RegistryTransport {
         this.http = new OkHttpClient.Builder()
                 .followRedirects(false)
                 .followSslRedirects(false)
-                .callTimeout(settings.requestTimeout())
+                // a request fails when nothing arrives for the request timeout, not when a body that keeps
+                // flowing takes longer (a saturated registry is slow, not dead); the operation's deadline bounds it
+                .callTimeout(settings.deadline())
                 .connectTimeout(Duration.ofSeconds(10))
                 .readTimeout(settings.requestTimeout())
                 .retryOnConnectionFailure(false) // retries are ours, counted and backed off
@@ -156,8 +158,9 @@ final class RegistryTransport {
             }
             try {
                 Call call = http.newCall(b.build());
-                // each attempt ends by the operation's deadline, so the whole operation does
-                call.timeout().timeout(Math.min(left, settings.requestTimeout().toNanos()), TimeUnit.NANOSECONDS);
+                // each attempt ends by the operation's deadline, so the whole operation does; within it, an
+                // attempt lives while bytes flow (readTimeout: the request timeout without a byte)
+                call.timeout().timeout(left, TimeUnit.NANOSECONDS);
                 response = call.execute();
             } catch (IOException e) {
                 if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {

@@ -88,6 +88,25 @@ class FaultTest {
     }
 
     @Test
+    void aBodyThatKeepsFlowingIsWaitedForPastTheRequestTimeoutAndOneThatStopsIsNot() throws Exception {
+        // 40 bytes, 4 every 400 ms: 4 s in all against a 2 s request timeout, never 2 s without a byte
+        server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-39/40")
+                .body(new okio.Buffer().write(new byte[40])).throttleBody(4, 400, TimeUnit.MILLISECONDS).build());
+        long t0 = System.nanoTime();
+        assertEquals(40, client.readBlob(repo, DIGEST, 0, 40).length, "a saturated registry is slow, not dead");
+        assertTrue((System.nanoTime() - t0) / 1e9 > 3, "it took the body's time");
+        // headers, then silence for longer than the request timeout: that attempt fails (and is retried)
+        for (int i = 0; i < 4; i++) {
+            server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-39/40")
+                    .body(new okio.Buffer().write(new byte[40])).bodyDelay(3, TimeUnit.SECONDS).build());
+        }
+        t0 = System.nanoTime();
+        assertThrows(IOException.class, () -> client.readBlob(repo, DIGEST, 0, 40));
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        assertTrue(seconds >= 2 && seconds < 10, "each silent attempt cut at the 2 s request timeout: " + seconds + " s");
+    }
+
+    @Test
     void connectionCutInTheBodyIsAnErrorNotShortData() {
         server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-99999/100000")
                 .body(new okio.Buffer().write(new byte[100_000])).onResponseBody(new SocketEffect.CloseSocket()).build());
