@@ -172,11 +172,6 @@ public final class PeerServer implements AutoCloseable {
         return refusedRequests.get();
     }
 
-    /** Connections open now. */
-    public int connections() {
-        return limits.total.get();
-    }
-
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     @Override

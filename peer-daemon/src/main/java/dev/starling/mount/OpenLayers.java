@@ -63,12 +63,6 @@ public final class OpenLayers implements AutoCloseable {
         this.tocs = tocs;
     }
 
-    /** Whether this node has {@code blob} open: its TOC was verified against a manifest here. */
-    public synchronized boolean isOpen(Digest blob) {
-        Entry e = open.get(blob);
-        return e != null && e.layer.isDone() && !e.layer.isCompletedExceptionally();
-    }
-
     public ChunkStore store() {
         return store;
     }
