@@ -430,38 +430,23 @@ public final class LayerReader implements ChunkSource, Closeable {
                 // the disk tier too: this node may have filled the chunk for a peer, which no mark of this layer shows
                 return !isLocal(k) && next.digest() != null && !inflight.containsKey(keyOf(next)) && !disk.contains(keyOf(next));
             });
-            for (Chunk next : planned.subList(1, planned.size())) {
+            int before = 0; // siblings before the first chunk go ahead of it, so the span stays in blob order
+            for (Chunk next : planned) {
+                if (next.index() == first) {
+                    continue; // claimed above
+                }
                 ChunkKey k = keyOf(next);
                 CompletableFuture<byte[]> f = new CompletableFuture<>();
                 if (inflight.putIfAbsent(k, f) != null) {
-                    break; // claimed since planning: the span ends before it
+                    if (next.index() > first) {
+                        break; // claimed since planning: the span ends before it
+                    }
+                    continue; // a sibling someone else fetches meanwhile
                 }
-                span.add(next);
-                keys.add(k);
-                futures.add(f);
-            }
-            // the chunks before it in its member (small files share members) come with it at no cost in
-            // bytes; fetched later, they would cost the member again. A member larger than the unit (a
-            // hostile TOC's) is not read whole for them
-            for (int k = first - 1; k >= 0 && c.compressedLength() <= unit; k--) { // a member within the unit only
-                Chunk sibling = index.chunkAt(k);
-                if (sibling == null) {
-                    continue;
-                }
-                if (sibling.compressedOffset() != c.compressedOffset()) {
-                    break;
-                }
-                if (sibling.digest() == null || isLocal(k) || disk.contains(keyOf(sibling))) {
-                    continue;
-                }
-                ChunkKey sk = keyOf(sibling);
-                CompletableFuture<byte[]> f = new CompletableFuture<>();
-                if (inflight.putIfAbsent(sk, f) != null) {
-                    continue;
-                }
-                span.addFirst(sibling);
-                keys.addFirst(sk);
-                futures.addFirst(f);
+                int at = next.index() < first ? before++ : span.size();
+                span.add(at, next);
+                keys.add(at, k);
+                futures.add(at, f);
             }
             List<Origin.Fetched> fetched;
             try {

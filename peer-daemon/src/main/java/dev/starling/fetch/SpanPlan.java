@@ -22,7 +22,8 @@ public final class SpanPlan {
     }
 
     /**
-     * The chunks to fetch with chunk {@code first}, {@code first} included, in blob order.
+     * The chunks to fetch with chunk {@code first}, {@code first} included, in blob order: the wanted
+     * ones after it within the unit, and the wanted ones before it in its member.
      *
      * @param stopAt  no chunk starting at or after this compressed offset joins
      * @param wanted  whether a chunk may join (not local, not fetched by someone else)
@@ -49,6 +50,21 @@ public final class SpanPlan {
             }
             span.add(next);
             end = Math.max(end, next.compressedEnd());
+        }
+        // the wanted chunks before it in its member (small files share members) come at no cost in
+        // bytes; fetched later, they would cost the member again. A member larger than the unit (a
+        // hostile TOC's) is not read whole for them
+        for (int k = first - 1; k >= 0 && c.compressedLength() <= unit; k--) {
+            Chunk sibling = index.chunkAt(k);
+            if (sibling == null) {
+                continue;
+            }
+            if (sibling.compressedOffset() != c.compressedOffset()) {
+                break;
+            }
+            if (wanted.test(k)) {
+                span.addFirst(sibling);
+            }
         }
         return span;
     }

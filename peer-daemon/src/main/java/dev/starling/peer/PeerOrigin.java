@@ -53,9 +53,6 @@ public final class PeerOrigin implements Origin {
 
     private final Frame.Locator where;
     private final Peers node;
-    private final Membership membership;
-    private final PeerConnections peers;
-    private final Quarantine quarantine;
     private final Origin registry;
     /** Whether peers may be asked about this blob (and so learn of it); null until first needed. */
     private volatile Boolean shared;
@@ -69,9 +66,6 @@ public final class PeerOrigin implements Origin {
     public PeerOrigin(Frame.Locator where, Peers node, Origin registry) {
         this.where = where;
         this.node = node;
-        this.membership = node.membership();
-        this.peers = node.connections();
-        this.quarantine = node.quarantine();
         this.registry = registry;
     }
 
@@ -129,8 +123,8 @@ public final class PeerOrigin implements Origin {
     private Span fetchSpan(List<Chunk> chunks) throws IOException {
         Chunk first = chunks.getFirst();
         long span = Placement.span(first.compressedOffset(), node.fetchUnit());
-        Member self = membership.self();
-        List<Member> owners = Placement.owners(where.blobDigest(), span, membership.members(), self.zone());
+        Member self = node.membership().self();
+        List<Member> owners = Placement.owners(where.blobDigest(), span, node.membership().members(), self.zone());
         if (owners.size() == 1 || forbidden || !shared()) { // alone, or a blob peers do not share
             return registry.fetch(chunks);
         }
@@ -152,7 +146,7 @@ public final class PeerOrigin implements Origin {
                     continue;
                 }
             }
-            if (quarantine.isQuarantined(peer.nodeId()) || hedged.contains(peer.nodeId())) {
+            if (node.quarantine().isQuarantined(peer.nodeId()) || hedged.contains(peer.nodeId())) {
                 continue;
             }
             asked++;
@@ -182,7 +176,7 @@ public final class PeerOrigin implements Origin {
     private Member nextPeer(List<Member> owners, Member peer, Member self) {
         boolean after = false;
         for (Member m : owners) {
-            if (after && !m.nodeId().equals(self.nodeId()) && !quarantine.isQuarantined(m.nodeId())) {
+            if (after && !m.nodeId().equals(self.nodeId()) && !node.quarantine().isQuarantined(m.nodeId())) {
                 return m;
             }
             after |= m.nodeId().equals(peer.nodeId());
@@ -274,7 +268,7 @@ public final class PeerOrigin implements Origin {
     private java.util.concurrent.CompletableFuture<List<byte[]>> request(Member peer, Frame.Locator locator,
                                                                           List<Frame.ChunkRef> refs) throws IOException {
         try {
-            dev.starling.protocol.PeerClient client = peers.get(peer);
+            dev.starling.protocol.PeerClient client = node.connections().get(peer);
             if (refs.size() <= FrameCodec.MAX_CHUNKS) {
                 return client.request(locator, refs, node.timeout());
             }
@@ -309,7 +303,7 @@ public final class PeerOrigin implements Origin {
             PeerFallbacks.Reason reason = PeerFallbacks.reasonOf(cause);
             node.fallbacks().record(peer.nodeId(), reason, String.valueOf(cause.getMessage()));
             if (reason == PeerFallbacks.Reason.VIOLATION) {
-                quarantine.quarantine(peer.nodeId(), cause.getMessage());
+                node.quarantine().quarantine(peer.nodeId(), cause.getMessage());
             } else if (reason == PeerFallbacks.Reason.FORBIDDEN) {
                 forbidden = true;
             }
@@ -339,7 +333,7 @@ public final class PeerOrigin implements Origin {
             try {
                 ChunkDecoder.verify(chunks.get(i), data);
             } catch (VerificationException bad) {
-                quarantine.quarantine(peer.nodeId(), bad.getMessage());
+                node.quarantine().quarantine(peer.nodeId(), bad.getMessage());
                 node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.VIOLATION, bad.getMessage());
                 return null; // nothing of a lying peer is used
             }
