@@ -285,7 +285,7 @@ public final class Daemon implements AutoCloseable {
     }
 
     long diskVerificationFailures() {
-        return store.disk().verificationFailures();
+        return store.diskVerificationFailures();
     }
 
     long quarantines() {
@@ -321,7 +321,7 @@ public final class Daemon implements AutoCloseable {
     }
 
     long diskTierBytes() {
-        return store.disk().bytes();
+        return store.diskBytes();
     }
 
     public static Daemon start(DaemonConfig config, RegistryClient client) throws IOException {
@@ -455,7 +455,7 @@ public final class Daemon implements AutoCloseable {
         s.putObject("memory").put("residentBytes", ProcessMemory.residentBytes()).put("heapUsedBytes", ProcessMemory.heapUsedBytes())
                 .put("heapMaxBytes", ProcessMemory.heapMaxBytes()).put("memoryTierBytes", store.memoryBytes())
                 .put("memoryTierMaxBytes", store.memoryMaxBytes());
-        s.put("diskTierBytes", store.disk().bytes());
+        s.put("diskTierBytes", store.diskBytes());
         ReadCounters totals = store.totals(); // since the node started: layers closed since count too
         s.putObject("fetched").put("peerBytes", totals.peerBytes()).put("registryBytes", totals.fetchedBytes())
                 .put("registryRequests", totals.fetchRequests()).put("failures", totals.failures());

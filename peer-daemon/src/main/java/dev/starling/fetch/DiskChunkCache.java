@@ -18,7 +18,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Consumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import java.util.regex.Pattern;
@@ -31,9 +30,11 @@ import java.util.stream.Stream;
  * least-recently-used eviction, and found again after a restart. Chunks of mounted layers
  * ({@link #retain}) are evicted only when nothing else is left to evict: a node should not fetch
  * again what its running containers use; when they are evicted all the same (the bound is smaller
- * than the mounted layers) their layer is told, so it never claims to hold what it lost. Bytes read
- * back are verified again (a disk can rot or be tampered with; a bad file is deleted and fetched
- * anew). A failed write (a full disk) is logged and the read is still served.
+ * than the mounted layers) they are gone like any other: what a layer holds is always asked of this
+ * tier, never mirrored. Bytes read back are verified once per process (a disk can rot or be tampered
+ * with; a bad file is deleted and fetched anew): a chunk this process wrote from verified bytes, or
+ * already hashed, is afterwards only checked for its length (the reference never hashes its cache at
+ * all). A failed write (a full disk) is logged and the read is still served.
  */
 public final class DiskChunkCache {
     private static final Logger LOG = Logger.getLogger(DiskChunkCache.class.getName());
@@ -54,8 +55,8 @@ public final class DiskChunkCache {
     private final Map<ChunkKey, int[]> retainCounts = new HashMap<>();
     /** Bytes the distinct chunks of the mounted layers take: what the bound must leave room for. */
     private long retainedDemand;
-    /** Who to tell when a chunk of a mounted layer is evicted, by blob. */
-    private final Map<Digest, List<Consumer<ChunkKey>>> evictionListeners = new HashMap<>();
+    /** Chunks this process wrote from verified bytes or hashed since: loaded again, only their length is checked. */
+    private final java.util.Set<ChunkKey> verified = new java.util.HashSet<>();
     private long totalBytes;
     private long hits;
     private long writeFailures;
@@ -140,26 +141,23 @@ public final class DiskChunkCache {
 
     /** The chunk's verified bytes, or null when it is not stored (or was damaged, and is now dropped). */
     public byte[] get(ChunkKey key, Chunk chunk) throws IOException {
-        return get(key, chunk.describe(), -1);
+        return get(key, chunk.describe());
+    }
+
+    /** The same, for a chunk known only by its key (a peer asking for it). */
+    public byte[] get(ChunkKey key) throws IOException {
+        return get(key, "chunk " + key);
     }
 
     /**
-     * The bytes of a chunk the caller verified on their way to this file, or on an earlier load:
-     * not hashed again, only their length checked. Null as for {@link #get(ChunkKey, Chunk)}.
+     * Copies part of a chunk this process verified (see the class comment) straight from its file
+     * into {@code into}, moving its position on: no copy of the chunk on the heap. False when it is
+     * not stored, not verified yet, or its file is not as long as the chunk (the caller then loads
+     * it, which verifies it or drops a damaged file).
      */
-    public byte[] getVerifiedBefore(ChunkKey key, Chunk chunk) throws IOException {
-        return get(key, chunk.describe(), chunk.size());
-    }
-
-    /**
-     * Copies part of a chunk the caller verified before (see {@link #getVerifiedBefore}) straight
-     * from its file into {@code into}, moving its position on: no copy of the chunk on the heap.
-     * False when it is not stored or its file is not as long as the chunk (the caller then loads and
-     * verifies it, which drops a damaged file).
-     */
-    public boolean copyVerifiedBefore(ChunkKey key, Chunk chunk, int offset, int length, java.nio.ByteBuffer into) {
+    public boolean copyIfVerified(ChunkKey key, Chunk chunk, int offset, int length, java.nio.ByteBuffer into) {
         synchronized (this) {
-            if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
+            if (sizeOf(key) == null || !verified.contains(key)) {
                 return false;
             }
         }
@@ -183,27 +181,34 @@ public final class DiskChunkCache {
         }
     }
 
-    /** The same, for a chunk known only by its key (a peer asking for it). */
-    public byte[] get(ChunkKey key) throws IOException {
-        return get(key, "chunk " + key, -1);
+    /** The stored size of a chunk, marking it recently used; null when it is not stored. */
+    private Long sizeOf(ChunkKey key) {
+        Long size = loose.get(key);
+        return size != null ? size : retained.get(key);
     }
 
-    /** {@code verifiedLength} -1: hash the bytes; else only check they are that long. */
-    private byte[] get(ChunkKey key, String what, long verifiedLength) throws IOException {
+    private byte[] get(ChunkKey key, String what) throws IOException {
+        Long stored;
+        boolean knownGood;
         synchronized (this) {
-            if (loose.get(key) == null && retained.get(key) == null) { // get() also marks it recently used
-                return null;
-            }
+            stored = sizeOf(key);
+            knownGood = verified.contains(key);
+        }
+        if (stored == null) {
+            return null;
         }
         Path file = path(key);
         try {
             byte[] data = Files.readAllBytes(file);
-            if (verifiedLength >= 0 ? data.length != verifiedLength : !key.matches(data)) {
-                throw new VerificationException(what + " on disk " + (verifiedLength >= 0 ? "is " + data.length
-                        + " bytes, not the " + verifiedLength + " it was written with" : "does not hash to its digest"));
+            if (knownGood ? data.length != stored : !key.matches(data)) {
+                throw new VerificationException(what + " on disk " + (knownGood ? "is " + data.length
+                        + " bytes, not the " + stored + " it was written with" : "does not hash to its digest"));
             }
             synchronized (this) {
                 hits++;
+                if (loose.containsKey(key) || retained.containsKey(key)) {
+                    verified.add(key);
+                }
             }
             Files.setLastModifiedTime(file, FileTime.fromMillis(System.currentTimeMillis())); // LRU order after a restart
             return data;
@@ -235,6 +240,7 @@ public final class DiskChunkCache {
                 Long previous = retainCounts.containsKey(key) ? retained.put(key, (long) data.length)
                         : loose.put(key, (long) data.length);
                 totalBytes += data.length - (previous == null ? 0 : previous);
+                verified.add(key);
             }
             evict();
             return contains(key);
@@ -257,10 +263,9 @@ public final class DiskChunkCache {
 
     /**
      * Keeps the chunks of a mounted layer in preference to all others until the returned handle is
-     * closed (at unmount), and tells {@code onEvict} of each of them evicted all the same. Layers
-     * sharing a blob each hold its chunks.
+     * closed (at unmount). Layers sharing a blob each hold its chunks.
      */
-    public Closeable retain(Digest blob, TocIndex layer, Consumer<ChunkKey> onEvict) throws VerificationException {
+    public Closeable retain(Digest blob, TocIndex layer) throws VerificationException {
         Map<ChunkKey, Long> keys = new LinkedHashMap<>();
         for (int i = 0; i < layer.chunkTotal(); i++) {
             Chunk c = layer.chunkAt(i);
@@ -269,7 +274,6 @@ public final class DiskChunkCache {
             }
         }
         synchronized (this) {
-            evictionListeners.computeIfAbsent(blob, b -> new ArrayList<>()).add(onEvict);
             keys.forEach((key, size) -> {
                 if (++retainCounts.computeIfAbsent(key, k -> new int[1])[0] == 1) {
                     retainedDemand += size;
@@ -282,11 +286,6 @@ public final class DiskChunkCache {
         }
         return () -> {
             synchronized (DiskChunkCache.this) {
-                List<Consumer<ChunkKey>> listeners = evictionListeners.get(blob);
-                listeners.remove(onEvict);
-                if (listeners.isEmpty()) {
-                    evictionListeners.remove(blob);
-                }
                 for (Map.Entry<ChunkKey, Long> e : keys.entrySet()) {
                     ChunkKey key = e.getKey();
                     int[] count = retainCounts.get(key);
@@ -324,6 +323,7 @@ public final class DiskChunkCache {
                 size = retained.remove(key);
             }
             totalBytes -= size == null ? 0 : size;
+            verified.remove(key);
         }
         Files.deleteIfExists(path(key));
     }
@@ -331,7 +331,6 @@ public final class DiskChunkCache {
     private void evict() throws IOException {
         while (true) {
             ChunkKey victim;
-            List<Consumer<ChunkKey>> tell;
             synchronized (this) {
                 if (totalBytes <= maxBytes) {
                     return;
@@ -345,12 +344,9 @@ public final class DiskChunkCache {
                 victim = e.getKey();
                 totalBytes -= e.getValue();
                 eldest.remove();
-                tell = from == retained ? List.copyOf(evictionListeners.getOrDefault(victim.blob(), List.of())) : List.of();
+                verified.remove(victim);
             }
             Files.deleteIfExists(path(victim));
-            for (Consumer<ChunkKey> listener : tell) {
-                listener.accept(victim);
-            }
         }
     }
 

@@ -21,15 +21,23 @@ public final class FetchScheduler implements AutoCloseable {
     private final ExecutorService prefetch;
     private final ExecutorService background;
     private int foregroundActive;
-    private long lastForegroundEnd = System.nanoTime();
-    private long nextBackgroundSlot = System.nanoTime();
+    private final FetchClock clock;
+    private long lastForegroundEnd;
+    private long nextBackgroundSlot;
     private boolean closed;
     /** Compressed bytes being read or decoded now, node-wide, and the bound on them. */
     private long bytesHeld;
     private final long maxBytesHeld;
 
     public FetchScheduler(FetchOptions options) {
+        this(options, FetchClock.SYSTEM);
+    }
+
+    FetchScheduler(FetchOptions options, FetchClock clock) {
         this.options = options;
+        this.clock = clock;
+        this.lastForegroundEnd = clock.nanoTime();
+        this.nextBackgroundSlot = lastForegroundEnd;
         this.maxBytesHeld = options.maxBytesInFlight();
         this.readAhead = Executors.newFixedThreadPool(options.readAheadThreads(), threads("starling-read-ahead"));
         this.prefetch = Executors.newSingleThreadExecutor(threads("starling-prefetch"));
@@ -49,13 +57,17 @@ public final class FetchScheduler implements AutoCloseable {
         return options;
     }
 
+    FetchClock clock() {
+        return clock;
+    }
+
     /**
      * Counts as foreground activity now: a layer just opened, and the reads it was opened for are
      * about to come. Background fetching waits its quiet time from here, so it does not take the
      * registry's bandwidth (and the node's CPU) from a container's first reads.
      */
     public synchronized void foregroundExpected() {
-        lastForegroundEnd = System.nanoTime();
+        lastForegroundEnd = clock.nanoTime();
         notifyAll();
     }
 
@@ -67,7 +79,7 @@ public final class FetchScheduler implements AutoCloseable {
         return () -> {
             synchronized (FetchScheduler.this) {
                 foregroundActive--;
-                lastForegroundEnd = System.nanoTime();
+                lastForegroundEnd = clock.nanoTime();
                 FetchScheduler.this.notifyAll();
             }
         };
@@ -130,7 +142,7 @@ public final class FetchScheduler implements AutoCloseable {
         long sleepNanos;
         synchronized (this) {
             while (!closed) {
-                long sinceForeground = System.nanoTime() - lastForegroundEnd;
+                long sinceForeground = clock.nanoTime() - lastForegroundEnd;
                 if (foregroundActive == 0 && sinceForeground >= quiet) {
                     break;
                 }
@@ -140,7 +152,7 @@ public final class FetchScheduler implements AutoCloseable {
             if (closed) {
                 return false;
             }
-            long now = System.nanoTime();
+            long now = clock.nanoTime();
             long rate = options.backgroundBytesPerSecond();
             nextBackgroundSlot = Math.max(nextBackgroundSlot, now);
             sleepNanos = nextBackgroundSlot - now;
@@ -149,7 +161,7 @@ public final class FetchScheduler implements AutoCloseable {
             }
         }
         if (sleepNanos > 0) {
-            TimeUnit.NANOSECONDS.sleep(sleepNanos);
+            clock.sleep(sleepNanos);
         }
         return !isClosed();
     }

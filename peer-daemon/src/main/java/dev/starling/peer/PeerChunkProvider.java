@@ -2,6 +2,8 @@ package dev.starling.peer;
 
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkDecoder;
+import dev.starling.estargz.InvalidBlobException;
+import dev.starling.estargz.TocIndex;
 import dev.starling.fetch.ChunkKey;
 import dev.starling.fetch.ChunkStore;
 import dev.starling.fetch.Origin;
@@ -17,6 +19,8 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -136,7 +140,7 @@ public final class PeerChunkProvider implements ChunkProvider {
         List<byte[]> out = new ArrayList<>(chunks.size());
         List<Integer> missing = new ArrayList<>();
         for (int i = 0; i < chunks.size(); i++) {
-            byte[] data = store.lookup(ChunkKey.of(blob, chunks.get(i).digest()));
+            byte[] data = store.held(ChunkKey.of(blob, chunks.get(i).digest()));
             out.add(data);
             if (data == null) {
                 missing.add(i);
@@ -176,7 +180,11 @@ public final class PeerChunkProvider implements ChunkProvider {
         return chunks;
     }
 
-    /** Fetches the missing chunks' span from the registry once, decodes and verifies each (against the TOC), stores and returns them. */
+    /**
+     * Loads the missing chunks through the node's store: one Range request for the members they are
+     * in (every chunk of those members, not only those asked for: small files share members, and a
+     * sibling fetched later would cost the member's bytes again), each chunk verified against the TOC.
+     */
     private void fill(Digest blob, VerifiedBlob toc, List<Chunk> chunks, List<Integer> missing, List<byte[]> out)
             throws IOException {
         long start = Long.MAX_VALUE, end = 0;
@@ -195,104 +203,117 @@ public final class PeerChunkProvider implements ChunkProvider {
                         + "failed less than " + FAILED_FILL_REMEMBERED_NANOS / 1_000_000_000L + " s ago");
             }
         }
-        // every chunk of the members the span covers, not only those asked for: small files share
-        // members, and a sibling fetched later would cost the member's bytes again
-        List<Chunk> span = new ArrayList<>();
-        dev.starling.estargz.TocIndex index = toc.blob().index();
-        for (int c = index.firstChunkFrom(start); c < index.chunkTotal(); c++) {
-            Chunk chunk = index.chunkAt(c);
-            if (chunk == null) {
-                continue;
-            }
-            if (chunk.compressedOffset() >= end) {
-                break;
-            }
-            if (chunk.digest() != null && chunk.compressedEnd() <= end) {
-                span.add(chunk);
-            }
-        }
-        Map<ChunkKey, Integer> asked = new HashMap<>();
+        TocIndex index = toc.blob().index();
+        awaitOwnFetches(blob, index, start, end);
+        List<Chunk> needed = new ArrayList<>();
+        List<Integer> at = new ArrayList<>();
         for (int i : missing) {
-            asked.put(ChunkKey.of(blob, chunks.get(i).digest()), i);
-        }
-        // a fetch under way of some of these members (this node's own reads) is waited for first: a second
-        // request for the rest of a member would fetch the member's bytes again
-        List<CompletableFuture<byte[]>> underWay = new ArrayList<>();
-        for (Chunk c : span) {
-            CompletableFuture<byte[]> f = store.fetching(ChunkKey.of(blob, c.digest()));
-            if (f != null) {
-                underWay.add(f);
+            out.set(i, store.held(ChunkKey.of(blob, chunks.get(i).digest())));
+            if (out.get(i) == null) {
+                needed.add(chunks.get(i));
+                at.add(i);
             }
         }
-        if (!underWay.isEmpty()) {
-            try {
-                CompletableFuture.allOf(underWay.toArray(CompletableFuture[]::new)).get(WAIT_FOR_OTHERS_MILLIS,
-                        java.util.concurrent.TimeUnit.MILLISECONDS);
-            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException failedOrSlow) {
-                // what is still missing is fetched below
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("interrupted waiting for a fetch under way");
-            }
-            for (int i : missing) {
-                out.set(i, store.lookup(ChunkKey.of(blob, chunks.get(i).digest())));
-            }
+        if (needed.isEmpty()) {
+            return;
         }
-        List<ChunkKey> keys = new ArrayList<>();
-        List<CompletableFuture<byte[]>> mine = new ArrayList<>();
-        List<Chunk> toFetch = new ArrayList<>();
-        for (Chunk c : span) {
-            ChunkKey key = ChunkKey.of(blob, c.digest());
-            Integer i = asked.get(key);
-            if (i != null && out.get(i) != null || i == null && store.disk().contains(key)) {
-                continue; // held already
-            }
-            CompletableFuture<byte[]> f = new CompletableFuture<>();
-            CompletableFuture<byte[]> claimed = store.claim(key, f);
-            if (claimed == f) {
-                keys.add(key);
-                mine.add(f);
-                toFetch.add(c);
-            } else if (i != null) {
-                try {
-                    out.set(i, claimed.join()); // another fetch of the same chunk: share it
-                } catch (CompletionException | java.util.concurrent.CancellationException failed) {
-                    // that fetch failed: a miss, the requester goes on
-                }
-            }
-        }
-        try {
-            if (!toFetch.isEmpty()) {
-                Origin.Span got = new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()),
-                        store.scheduler()).fetch(toFetch); // one Range request, its buffer within the node's in-flight budget
-                fillBytes.addAndGet(got.bytes());
-                for (int k = 0; k < toFetch.size(); k++) {
-                    Origin.Fetched f = got.chunks().get(k);
-                    if (f.failure() != null) {
-                        mine.get(k).completeExceptionally(f.failure()); // a miss: the requester falls back
+        IOException[] spanFailure = new IOException[1];
+        long spanStart = start, spanEnd = end;
+        ChunkStore.Fetch fetch = new ChunkStore.Fetch() {
+            @Override
+            public List<Chunk> span(List<Chunk> asked, Predicate<Chunk> wanted) {
+                List<Chunk> span = new ArrayList<>();
+                Set<ChunkKey> askedKeys = new HashSet<>();
+                asked.forEach(c -> askedKeys.add(ChunkKey.of(blob, c.digest())));
+                for (int c = index.firstChunkFrom(spanStart); c < index.chunkTotal(); c++) {
+                    Chunk chunk = index.chunkAt(c);
+                    if (chunk == null) {
                         continue;
                     }
-                    mine.get(k).complete(f.data());
-                    store.disk().put(keys.get(k), f.data());
-                    Integer i = asked.get(keys.get(k));
-                    if (i != null) {
-                        out.set(i, f.data());
+                    if (chunk.compressedOffset() >= spanEnd) {
+                        break;
+                    }
+                    if (chunk.digest() != null && chunk.compressedEnd() <= spanEnd
+                            && (askedKeys.contains(ChunkKey.of(blob, chunk.digest())) || wanted.test(chunk))) {
+                        span.add(chunk);
                     }
                 }
+                return span;
             }
-        } catch (IOException | RuntimeException e) {
-            mine.forEach(f -> f.completeExceptionally(e));
+
+            @Override
+            public Origin origin() {
+                // one Range request, its buffer within the node's in-flight budget
+                return new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()), store.scheduler());
+            }
+
+            @Override
+            public boolean keepInMemory() {
+                return false; // for a peer: no reader of this node is about to take it
+            }
+
+            @Override
+            public void fetched(Origin.Span span) {
+                fillBytes.addAndGet(span.bytes());
+            }
+
+            @Override
+            public IOException failed(List<Chunk> span, IOException cause) {
+                if (!(cause instanceof InvalidBlobException)) { // the registry failed, not one chunk's bytes
+                    spanFailure[0] = cause;
+                }
+                return cause;
+            }
+        };
+        List<CompletableFuture<byte[]>> loaded = store.load(blob, needed, fetch);
+        if (spanFailure[0] != null) {
             synchronized (failedFills) {
                 if (failedFills.size() > 4096) {
                     failedFills.clear();
                 }
                 failedFills.put(spanKey, nanoTime.getAsLong() + FAILED_FILL_REMEMBERED_NANOS);
             }
-            throw e;
-        } finally {
-            for (int k = 0; k < keys.size(); k++) {
-                store.done(keys.get(k), mine.get(k));
+            throw spanFailure[0];
+        }
+        for (int k = 0; k < loaded.size(); k++) {
+            try {
+                out.set(at.get(k), loaded.get(k).join()); // another's fetch of the same chunk is shared
+            } catch (CompletionException | java.util.concurrent.CancellationException failed) {
+                // a miss: the requester goes on without it
             }
+        }
+    }
+
+    /**
+     * Waits a while for this node's own fetches of members in {@code [start, end)}: a second request
+     * for the rest of a member would fetch the member's bytes again.
+     */
+    private void awaitOwnFetches(Digest blob, TocIndex index, long start, long end) throws IOException {
+        List<CompletableFuture<byte[]>> underWay = new ArrayList<>();
+        for (int c = index.firstChunkFrom(start); c < index.chunkTotal(); c++) {
+            Chunk chunk = index.chunkAt(c);
+            if (chunk == null || chunk.digest() == null) {
+                continue;
+            }
+            if (chunk.compressedOffset() >= end) {
+                break;
+            }
+            CompletableFuture<byte[]> f = store.fetching(ChunkKey.of(blob, chunk.digest()));
+            if (f != null) {
+                underWay.add(f);
+            }
+        }
+        if (underWay.isEmpty()) {
+            return;
+        }
+        try {
+            CompletableFuture.allOf(underWay.toArray(CompletableFuture[]::new)).get(WAIT_FOR_OTHERS_MILLIS,
+                    java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException failedOrSlow) {
+            // what is still missing is fetched by the caller
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted waiting for a fetch under way");
         }
     }
 

@@ -112,7 +112,7 @@ class DiskChunkCacheTest {
     }
 
     @Test
-    void evictingAMountedLayersChunkTellsTheLayerAndTooSmallABoundIsReported() throws Exception {
+    void aMountedLayersChunkEvictedAllTheSameIsNoLongerHeldAndTooSmallABoundIsReported() throws Exception {
         Path work = Files.createDirectories(dir.resolve("layer"));
         Path tree = Files.createDirectories(work.resolve("tree"));
         for (int i = 0; i < 3; i++) {
@@ -121,16 +121,17 @@ class DiskChunkCacheTest {
         var layer = dev.starling.mount.EStargzImages.convert(tree, work.resolve("layer.esgz"), ConvertOptions.defaults());
         TocIndex index = EStargzBlob.open(RangeReader.of(Files.readAllBytes(layer.blob())), layer.tocDigest()).index();
         DiskChunkCache cache = new DiskChunkCache(dir.resolve("cache"), 1_000_000);
-        java.util.List<ChunkKey> evicted = new java.util.concurrent.CopyOnWriteArrayList<>();
-        try (var retained = cache.retain(BLOB, index, evicted::add)) {
+        try (var retained = cache.retain(BLOB, index)) {
             assertTrue(!cache.canHoldMountedLayers(), "1.2 MB of mounted chunks do not fit in 1 MB");
             for (int i = 0; i < 3; i++) {
                 cache.put(key(index.chunk(index.lookup("f-" + i), 0)), random(90 + i, 400_000));
             }
-            assertEquals(java.util.List.of(key(index.chunk(index.lookup("f-0"), 0))), evicted);
+            assertTrue(!cache.contains(key(index.chunk(index.lookup("f-0"), 0))), "the eldest went");
+            assertEquals(null, get(cache, index.chunk(index.lookup("f-0"), 0)));
+            assertTrue(cache.contains(key(index.chunk(index.lookup("f-2"), 0))));
         }
         DiskChunkCache large = new DiskChunkCache(dir.resolve("large"), 10 << 20);
-        try (var retained = large.retain(BLOB, index, evicted::add)) {
+        try (var retained = large.retain(BLOB, index)) {
             assertTrue(large.canHoldMountedLayers());
         }
     }
@@ -200,7 +201,7 @@ class DiskChunkCacheTest {
             Chunk c = index.chunk(index.lookup("mounted-" + i), 0);
             cache.put(key(c), random(40 + i, 300_000));
         }
-        try (var retained = cache.retain(BLOB, index, evicted -> { })) {
+        try (var retained = cache.retain(BLOB, index)) {
             Origin origin = new Origin();
             for (int i = 0; i < 3; i++) {
                 read(cache, origin.add(random(60 + i, 300_000)), origin); // newer, but of no mounted layer
@@ -219,17 +220,17 @@ class DiskChunkCacheTest {
     }
 
     @Test
-    void damagedFileOnDiskIsDetectedAndFetchedAgain() throws Exception {
+    void aFileDamagedWhileTheDaemonWasDownIsDetectedAndFetchedAgain() throws Exception {
         Origin origin = new Origin();
         byte[] data = random(3, 50_000);
         Chunk c = origin.add(data);
-        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
-        read(cache, c, origin);
+        read(new DiskChunkCache(dir, 10 << 20), c, origin);
         String hex = HexFormat.of().formatHex(c.digest());
         Path file = dir.resolve(BLOB.hex()).resolve(hex);
         byte[] onDisk = Files.readAllBytes(file);
         onDisk[100] ^= 1;
         Files.write(file, onDisk);
+        DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
         assertArrayEquals(data, read(cache, c, origin), "never the damaged bytes");
         assertEquals(2, origin.loads.get());
         assertArrayEquals(data, Files.readAllBytes(file), "the good bytes were written back");
@@ -242,16 +243,24 @@ class DiskChunkCacheTest {
         Chunk c = origin.add(data);
         DiskChunkCache cache = new DiskChunkCache(dir, 10 << 20);
         cache.put(key(c), data);
-        assertArrayEquals(data, cache.getVerifiedBefore(key(c), c));
         Path file = dir.resolve(BLOB.hex()).resolve(HexFormat.of().formatHex(c.digest()));
-        Files.write(file, java.util.Arrays.copyOf(data, 40_000));
-        assertEquals(null, cache.getVerifiedBefore(key(c), c), "a file of another length is refused and dropped");
-        assertEquals(false, cache.contains(key(c)));
-        cache.put(key(c), data);
         byte[] flipped = data.clone();
         flipped[7] ^= 1;
         Files.write(file, flipped);
-        assertEquals(null, cache.get(key(c), c), "a load that was not verified before hashes the bytes");
+        assertArrayEquals(flipped, cache.get(key(c), c), "written from verified bytes by this process: not hashed again");
+        Files.write(file, java.util.Arrays.copyOf(data, 40_000));
+        assertEquals(null, cache.get(key(c), c), "a file of another length is refused and dropped");
+        assertEquals(false, cache.contains(key(c)));
+        cache.put(key(c), data);
+        Files.write(file, flipped);
+        DiskChunkCache restarted = new DiskChunkCache(dir, 10 << 20);
+        assertEquals(null, restarted.get(key(c), c), "after a restart, the first load hashes the bytes");
+        assertEquals(1, restarted.verificationFailures());
+        Files.write(file, data);
+        restarted.put(key(c), data);
+        java.nio.ByteBuffer into = java.nio.ByteBuffer.allocate(100);
+        assertTrue(restarted.copyIfVerified(key(c), c, 10, 100, into));
+        assertArrayEquals(java.util.Arrays.copyOfRange(data, 10, 110), into.array());
     }
 
     @Test
