@@ -119,7 +119,7 @@ public final class ImageResolver implements AutoCloseable {
             return entry.resolved.join();
         } catch (CompletionException e) {
             Throwable cause = e.getCause();
-            if (cause instanceof RegistryException r && r.status() == 404) {
+            if (cause instanceof dev.starling.registry.NotFoundException) {
                 throw new NoSuchFileException(ref + ": " + cause.getMessage());
             }
             throw cause instanceof IOException io ? io : new IOException(cause);

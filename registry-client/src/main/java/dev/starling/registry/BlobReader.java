@@ -45,8 +45,8 @@ final class BlobReader {
                 return Long.parseLong(r.header("Content-Length"));
             }
             if (r.code() == 404) {
-                throw new RegistryException("blob " + digest + " not found in " + repo.registry() + "/"
-                        + repo.repository(), 404);
+                throw new NotFoundException("blob " + digest + " not found in " + repo.registry() + "/"
+                        + repo.repository());
             }
         }
         Request probe = new Request.Builder().url(transport.url(repo, "blobs/" + digest))
@@ -131,7 +131,7 @@ final class BlobReader {
         byte[] slice(ByteRange r, String digest) throws RegistryException {
             var floor = pieces.floorEntry(r.offset());
             if (floor == null || floor.getKey() + floor.getValue().length < r.end()) {
-                throw new RegistryException("blob " + digest + ": the response did not cover bytes " + r.http(), 206);
+                throw new RangeMismatchException("blob " + digest + ": the response did not cover bytes " + r.http());
             }
             int from = (int) (r.offset() - floor.getKey());
             if (from == 0 && floor.getValue().length == r.length()) {
@@ -189,8 +189,8 @@ final class BlobReader {
                         long start = Long.parseLong(m.group(1));
                         long length = Long.parseLong(m.group(2)) - start + 1;
                         if (asked.stream().noneMatch(a -> start >= a.offset() && start + length <= a.end())) {
-                            throw new RegistryException("asked for bytes " + asked.stream().map(ByteRange::http).toList()
-                                    + " of blob " + digest + " but the registry sent a part of " + m.group(0), 206);
+                            throw new RangeMismatchException("asked for bytes " + asked.stream().map(ByteRange::http).toList()
+                                    + " of blob " + digest + " but the registry sent a part of " + m.group(0));
                         }
                         data.pieces.put(start, readExactly(part.body().inputStream(), length, digest, start));
                     }
@@ -204,8 +204,8 @@ final class BlobReader {
             long length = Long.parseLong(m.group(2)) - start + 1;
             ByteRange first = asked.getFirst();
             if (asked.size() == 1 && (start != first.offset() || length != first.length())) {
-                throw new RegistryException("asked for bytes " + first.http() + " of blob " + digest
-                        + " but the registry sent " + m.group(0), 206);
+                throw new RangeMismatchException("asked for bytes " + first.http() + " of blob " + digest
+                        + " but the registry sent " + m.group(0));
             }
             data.pieces.put(start, readExactly(r.body().byteStream(), length, digest, start));
             return data;
@@ -225,7 +225,7 @@ final class BlobReader {
 
     private static byte[] readExactly(InputStream in, long length, String digest, long offset) throws IOException {
         if (length > Integer.MAX_VALUE) {
-            throw new RegistryException("blob " + digest + ": a range of " + length + " bytes is too large", 206);
+            throw new RangeMismatchException("blob " + digest + ": a range of " + length + " bytes is too large");
         }
         byte[] out = new byte[(int) length]; // one copy; readNBytes(int) gathers 16 KiB pieces and copies again
         int n = in.readNBytes(out, 0, out.length);
@@ -279,8 +279,8 @@ final class BlobReader {
             }
             String actual = Manifest.digestString(sha.digest());
             if (!actual.equals(digest)) {
-                throw new RegistryException("blob " + digest + " from " + repo.registry() + " hashes to " + actual
-                        + ": the registry served wrong bytes", r.code());
+                throw new ContentMismatchException("blob " + digest + " from " + repo.registry() + " hashes to " + actual
+                        + ": the registry served wrong bytes");
             }
         }
     }
@@ -288,7 +288,7 @@ final class BlobReader {
     private static Matcher contentRange(String header, String digest) throws RegistryException {
         Matcher m = header == null ? null : CONTENT_RANGE.matcher(header.strip());
         if (m == null || !m.matches()) {
-            throw new RegistryException("blob " + digest + ": 206 response with Content-Range " + header, 206);
+            throw new RangeMismatchException("blob " + digest + ": 206 response with Content-Range " + header);
         }
         return m;
     }

@@ -36,10 +36,10 @@ public final class Manifest {
         try {
             json = JSON.readTree(raw);
         } catch (IOException e) {
-            throw new RegistryException("manifest is not JSON: " + e.getMessage(), e);
+            throw new InvalidManifestException("manifest is not JSON: " + e.getMessage(), e);
         }
         if (json == null || !json.isObject()) {
-            throw new RegistryException("manifest is not a JSON object", -1);
+            throw new InvalidManifestException("manifest is not a JSON object");
         }
         String mediaType = json.path("mediaType").asText("");
         if (mediaType.isEmpty() && contentType != null) {
@@ -49,7 +49,7 @@ public final class Manifest {
             mediaType = json.has("manifests") ? MediaTypes.OCI_INDEX : MediaTypes.OCI_MANIFEST;
         }
         if (!MediaTypes.MANIFESTS.contains(mediaType)) {
-            throw new RegistryException("unsupported manifest type " + mediaType, -1);
+            throw new InvalidManifestException("unsupported manifest type " + mediaType);
         }
         Manifest m = new Manifest(raw.clone(), mediaType, sha256(raw), json);
         try {
@@ -59,7 +59,7 @@ public final class Manifest {
                 m.config();
             }
         } catch (IllegalArgumentException e) {
-            throw new RegistryException("manifest " + m.digest + " is invalid: " + e.getMessage(), -1);
+            throw new InvalidManifestException("manifest " + m.digest + " is invalid: " + e.getMessage());
         }
         return m;
     }
@@ -127,7 +127,7 @@ public final class Manifest {
             }
             seen.add(String.valueOf(d.platform()));
         }
-        throw new RegistryException("no manifest for platform " + platform + " (the index has " + seen + ")", -1);
+        throw new InvalidManifestException("no manifest for platform " + platform + " (the index has " + seen + ")");
     }
 
     private static List<Descriptor> descriptors(JsonNode array) {

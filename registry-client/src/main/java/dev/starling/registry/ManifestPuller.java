@@ -21,19 +21,19 @@ final class ManifestPuller {
                 .header("Accept", String.join(", ", MediaTypes.MANIFESTS)).get().build();
         try (Response r = transport.execute(ref, "pull", List.of(), request)) {
             if (r.code() == 404) {
-                throw new RegistryException("manifest " + ref + " not found", 404);
+                throw new NotFoundException("manifest " + ref + " not found");
             }
             if (!r.isSuccessful()) {
                 throw RegistryTransport.failure("GET manifest " + ref, r);
             }
             byte[] raw = r.body().byteStream().readNBytes(MAX_MANIFEST_BYTES + 1);
             if (raw.length > MAX_MANIFEST_BYTES) {
-                throw new RegistryException("manifest " + ref + " is larger than " + MAX_MANIFEST_BYTES + " bytes", -1);
+                throw new InvalidManifestException("manifest " + ref + " is larger than " + MAX_MANIFEST_BYTES + " bytes");
             }
             Manifest m = Manifest.parse(raw, r.header("Content-Type"));
             if (ref.digest() != null && !ref.digest().equals(m.digest())) {
-                throw new RegistryException("manifest " + ref + " has digest " + m.digest()
-                        + ": the registry served other bytes than the reference pins", -1);
+                throw new ContentMismatchException("manifest " + ref + " has digest " + m.digest()
+                        + ": the registry served other bytes than the reference pins");
             }
             return m;
         }

@@ -329,7 +329,7 @@ final class RegistryTransport {
 
     static RegistryException failure(String what, Response response) {
         String detail = errorText(response);
-        return new RegistryException(what + ": HTTP " + response.code() + (detail.isBlank() ? "" : " (" + detail + ")"),
-                response.code());
+        String message = what + ": HTTP " + response.code() + (detail.isBlank() ? "" : " (" + detail + ")");
+        return response.code() == 404 ? new NotFoundException(message) : new RegistryException(message, response.code());
     }
 }

@@ -83,7 +83,7 @@ class FaultTest {
     @Test
     void wrongContentRangeIsAnError() {
         server.enqueue(new MockResponse.Builder().code(206).addHeader("Content-Range", "bytes 0-4/11").body("hello").build());
-        RegistryException e = assertThrows(RegistryException.class, () -> client.readBlob(repo, DIGEST, 6, 5));
+        RangeMismatchException e = assertThrows(RangeMismatchException.class, () -> client.readBlob(repo, DIGEST, 6, 5));
         assertTrue(e.getMessage().contains("sent bytes 0-4/11"), e.getMessage());
     }
 
@@ -117,7 +117,7 @@ class FaultTest {
     @Test
     void blobThatDoesNotMatchItsDigestIsRefused() {
         server.enqueue(ok("hello mars!").build());
-        RegistryException e = assertThrows(RegistryException.class,
+        ContentMismatchException e = assertThrows(ContentMismatchException.class,
                 () -> client.fetchBlob(repo, DIGEST, new ByteArrayOutputStream()));
         assertTrue(e.getMessage().contains("served wrong bytes"), e.getMessage());
     }
@@ -126,7 +126,7 @@ class FaultTest {
     void manifestThatDoesNotMatchThePinnedDigestIsRefused() {
         server.enqueue(ok("{\"schemaVersion\":2,\"mediaType\":\"" + MediaTypes.OCI_INDEX + "\",\"manifests\":[]}")
                 .addHeader("Content-Type", MediaTypes.OCI_INDEX).build());
-        RegistryException e = assertThrows(RegistryException.class,
+        ContentMismatchException e = assertThrows(ContentMismatchException.class,
                 () -> client.manifest(repo.withDigest("sha256:" + "ab".repeat(32))));
         assertTrue(e.getMessage().contains("other bytes than the reference pins"), e.getMessage());
     }

@@ -22,7 +22,7 @@ class ManifestTest {
             "sha256:A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0A0", "md5:abababababababababababababababab",
             "sha256:abababababababababababababababababababababababababababababababab,suid", "", "../../etc/passwd"})
     void aLayerDigestThatIsNotADigestIsRefusedWithTheManifest(String digest) {
-        RegistryException e = assertThrows(RegistryException.class,
+        InvalidManifestException e = assertThrows(InvalidManifestException.class,
                 () -> Manifest.parse(manifestWithLayer(digest), MediaTypes.OCI_MANIFEST));
         assertTrue(e.getMessage().contains("is not a digest"), e.getMessage());
     }

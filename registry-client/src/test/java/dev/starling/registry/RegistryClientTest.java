@@ -113,11 +113,11 @@ class RegistryClientTest {
     @Test
     void missingThingsAreNamedInTheError() {
         ImageReference ref = registry.ref("nothing/here:v1");
-        RegistryException m = assertThrows(RegistryException.class, () -> client.manifest(ref));
+        NotFoundException m = assertThrows(NotFoundException.class, () -> client.manifest(ref));
         assertEquals(404, m.status());
         assertTrue(m.getMessage().contains("nothing/here:v1"), m.getMessage());
         String digest = "sha256:" + "0".repeat(64);
-        RegistryException b = assertThrows(RegistryException.class, () -> client.blobSize(ref, digest));
+        NotFoundException b = assertThrows(NotFoundException.class, () -> client.blobSize(ref, digest));
         assertTrue(b.getMessage().contains(digest), b.getMessage());
     }
 
