@@ -1,5 +1,6 @@
 package dev.starling.cli;
 
+import dev.starling.estargz.Annotations;
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.BlobVerifier;
 import dev.starling.estargz.EStargzBlob;
@@ -98,7 +99,7 @@ final class DemoCommand implements Callable<Integer> {
 
             Manifest manifest = client.manifest(converted);
             Descriptor layer = manifest.layers().getFirst();
-            String tocDigest = layer.annotations().get(ImageConverter.TOC_DIGEST);
+            String tocDigest = layer.annotations().get(Annotations.TOC_DIGEST);
             long servedBefore = registry.blobBytesServed();
             RegistryRangeReader remote = new RegistryRangeReader(client, converted, layer.digest().toString());
             t0 = System.nanoTime();

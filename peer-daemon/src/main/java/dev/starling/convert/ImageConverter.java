@@ -1,5 +1,6 @@
 package dev.starling.convert;
 
+import dev.starling.estargz.Annotations;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -30,8 +31,6 @@ import java.util.List;
  * the one asked for.
  */
 public final class ImageConverter {
-    public static final String TOC_DIGEST = "containerd.io/snapshot/stargz/toc.digest";
-    public static final String UNCOMPRESSED_SIZE = "io.containers.estargz.uncompressed-size";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Told about each layer as it converts. */
@@ -176,7 +175,7 @@ public final class ImageConverter {
                 }
                 client.pushBlob(dst, r.blobDigest(), output, null);
                 Descriptor converted = new Descriptor(MediaTypes.OCI_LAYER_GZIP, Digest.parse(r.blobDigest()), r.blobSize(),
-                        java.util.Map.of(TOC_DIGEST, r.tocDigest(), UNCOMPRESSED_SIZE, Long.toString(r.uncompressedSize())),
+                        java.util.Map.of(Annotations.TOC_DIGEST, r.tocDigest(), Annotations.UNCOMPRESSED_SIZE, Long.toString(r.uncompressedSize())),
                         null);
                 results.add(0, new ConvertedLayer(layer, converted, r));
                 listener.layerDone(platform, i, converted, r);

@@ -1,5 +1,6 @@
 package dev.starling.mount;
 
+import dev.starling.estargz.Annotations;
 import dev.starling.convert.ImageConverter;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
@@ -30,10 +31,10 @@ public final class ImageLayers {
         List<Descriptor> descriptors = manifest.layers();
         for (int i = 0; i < descriptors.size(); i++) {
             Descriptor d = descriptors.get(i);
-            String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
+            String toc = d.annotations().get(Annotations.TOC_DIGEST);
             if (toc == null) {
                 throw new IOException("layer " + (i + 1) + " of " + ref + " (" + d.digest() + ") has no "
-                        + ImageConverter.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
+                        + Annotations.TOC_DIGEST + " annotation: it is not eStargz, or its TOC cannot be "
                         + "trusted. Convert the image with `starling convert`.");
             }
             layers.add(new LayerRef(ref, d, toc));

@@ -1,5 +1,6 @@
 package dev.starling.mount;
 
+import dev.starling.estargz.Annotations;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.starling.convert.ImageConverter;
@@ -56,7 +57,7 @@ public final class ImageResolver implements AutoCloseable {
         public int indexOf(String key) {
             for (int i = 0; i < layers.size(); i++) {
                 Descriptor d = layers.get(i);
-                if (key.equals(d.annotations().get(ImageConverter.TOC_DIGEST)) || key.equals(d.digest().toString())) {
+                if (key.equals(d.annotations().get(Annotations.TOC_DIGEST)) || key.equals(d.digest().toString())) {
                     return i;
                 }
             }
@@ -133,10 +134,10 @@ public final class ImageResolver implements AutoCloseable {
      */
     public OpenLayers.Layer acquire(Image image, int index) throws IOException {
         Descriptor d = image.layers().get(index);
-        String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
+        String toc = d.annotations().get(Annotations.TOC_DIGEST);
         if (toc == null) {
             throw new NoSuchFileException("layer " + d.digest() + " of " + image.ref() + " is not eStargz (no "
-                    + ImageConverter.TOC_DIGEST + " annotation)");
+                    + Annotations.TOC_DIGEST + " annotation)");
         }
         return layers.acquire(client, new LayerRef(image.ref(), d, toc));
     }
@@ -148,7 +149,7 @@ public final class ImageResolver implements AutoCloseable {
         // The layers open while the config is fetched: the first lookup waits for the slower, not both.
         List<CompletableFuture<OpenLayers.Layer>> ahead = new ArrayList<>();
         for (Descriptor d : descriptors) {
-            String toc = d.annotations().get(ImageConverter.TOC_DIGEST);
+            String toc = d.annotations().get(Annotations.TOC_DIGEST);
             ahead.add(toc == null ? CompletableFuture.completedFuture(null) : CompletableFuture.supplyAsync(() -> {
                 try {
                     return layers.acquire(client, new LayerRef(ref, d, toc));

@@ -1,5 +1,6 @@
 package dev.starling.snapshot;
 
+import dev.starling.estargz.Annotations;
 import dev.starling.convert.ImageConverter;
 import dev.starling.fuse.LayerMount;
 import dev.starling.fuse.MountOptions;
@@ -63,7 +64,7 @@ final class EStargzLayers implements RemoteLayers {
         if (index < 0 || !image.layers().get(index).digest().toString().equals(layerDigest)) {
             throw new IOException(imageRef + " has no layer " + layerDigest);
         }
-        String manifestToc = image.layers().get(index).annotations().get(ImageConverter.TOC_DIGEST);
+        String manifestToc = image.layers().get(index).annotations().get(Annotations.TOC_DIGEST);
         if (!toc.equals(manifestToc)) {
             throw new IOException("layer " + layerDigest + ": the TOC digest label " + toc + " is not the manifest's "
                     + manifestToc);
@@ -72,9 +73,9 @@ final class EStargzLayers implements RemoteLayers {
     }
 
     private static String tocLabel(Map<String, String> labels) throws IOException {
-        String toc = labels.get(ImageConverter.TOC_DIGEST);
+        String toc = labels.get(Annotations.TOC_DIGEST);
         if (toc == null || toc.isEmpty()) {
-            throw new IOException("no " + ImageConverter.TOC_DIGEST + " label: the layer is not eStargz, or its TOC "
+            throw new IOException("no " + Annotations.TOC_DIGEST + " label: the layer is not eStargz, or its TOC "
                     + "cannot be verified");
         }
         return toc;
@@ -103,7 +104,7 @@ final class EStargzLayers implements RemoteLayers {
         ImageReference ref = ImageReference.parse(label(labels, CRI_IMAGE, STARGZ_IMAGE, "image reference"));
         Digest digest = Digest.parse(label(labels, CRI_LAYER, STARGZ_LAYER, "layer digest"));
         String toc = tocLabel(labels);
-        Descriptor layer = new Descriptor(MediaTypes.OCI_LAYER_GZIP, digest, -1, Map.of(ImageConverter.TOC_DIGEST, toc), null);
+        Descriptor layer = new Descriptor(MediaTypes.OCI_LAYER_GZIP, digest, -1, Map.of(Annotations.TOC_DIGEST, toc), null);
         mountLayer(dir, images.layers().acquire(images.client(), new LayerRef(ref, layer, toc)), ref);
     }
 

@@ -1,5 +1,6 @@
 package dev.starling.store;
 
+import dev.starling.estargz.Annotations;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.convert.ImageConverter;
@@ -45,13 +46,13 @@ public final class StoreLayers implements StoreFileSystem.Layers {
             throw new NoSuchFileException(imageRef + " has no layer " + key);
         }
         Descriptor d = image.layers().get(index);
-        boolean byToc = key.equals(d.annotations().get(ImageConverter.TOC_DIGEST));
-        String uncompressed = d.annotations().get(ImageConverter.UNCOMPRESSED_SIZE);
-        if (!byToc && d.annotations().containsKey(ImageConverter.TOC_DIGEST)
+        boolean byToc = key.equals(d.annotations().get(Annotations.TOC_DIGEST));
+        String uncompressed = d.annotations().get(Annotations.UNCOMPRESSED_SIZE);
+        if (!byToc && d.annotations().containsKey(Annotations.TOC_DIGEST)
                 && (uncompressed == null || !uncompressed.matches("[0-9]{1,18}"))) {
             // containers/storage before 5.31 records the diff size from `info`, and an image whose
             // layer size it does not know cannot run: better it pulls this layer the ordinary way
-            throw new NoSuchFileException("layer " + key + " of " + imageRef + " has no " + ImageConverter.UNCOMPRESSED_SIZE
+            throw new NoSuchFileException("layer " + key + " of " + imageRef + " has no " + Annotations.UNCOMPRESSED_SIZE
                     + " annotation, which this runtime's lookup by layer digest needs: it pulls the layer itself");
         }
         OpenLayers.Layer layer;
@@ -79,11 +80,11 @@ public final class StoreLayers implements StoreFileSystem.Layers {
         ObjectNode info = JSON.createObjectNode();
         if (byToc) {
             info.put("diff-size", -1).put("compression", compression)
-                    .put("toc-digest", d.annotations().get(ImageConverter.TOC_DIGEST));
+                    .put("toc-digest", d.annotations().get(Annotations.TOC_DIGEST));
             info.putObject("flags").put("expected-layer-diffid", diffId);
         } else {
             info.put("compressed-diff-digest", d.digest().toString()).put("compressed-size", d.size())
-                    .put("diff-digest", diffId).put("diff-size", Long.parseLong(d.annotations().get(ImageConverter.UNCOMPRESSED_SIZE)))
+                    .put("diff-digest", diffId).put("diff-size", Long.parseLong(d.annotations().get(Annotations.UNCOMPRESSED_SIZE)))
                     .put("compression", compression);
         }
         return (info.toString() + "\n").getBytes(StandardCharsets.UTF_8);

@@ -1,5 +1,6 @@
 package dev.starling.convert;
 
+import dev.starling.estargz.Annotations;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -113,14 +114,14 @@ class ImageConvertTest {
         for (int i = 0; i < layers.size(); i++) {
             Descriptor layer = layers.get(i);
             assertEquals(MediaTypes.OCI_LAYER_GZIP, layer.mediaType());
-            String toc = layer.annotations().get(ImageConverter.TOC_DIGEST);
+            String toc = layer.annotations().get(Annotations.TOC_DIGEST);
             assertNotNull(toc, "toc.digest annotation on layer " + i);
             byte[] blob = fetch(dst, layer.digest().toString());
             byte[] decompressed;
             try (InputStream in = new GZIPInputStream(new java.io.ByteArrayInputStream(blob))) {
                 decompressed = in.readAllBytes();
             }
-            assertEquals(Long.toString(decompressed.length), layer.annotations().get(ImageConverter.UNCOMPRESSED_SIZE));
+            assertEquals(Long.toString(decompressed.length), layer.annotations().get(Annotations.UNCOMPRESSED_SIZE));
             assertEquals(Manifest.sha256(decompressed), config.path("rootfs").path("diff_ids").get(i).asText(),
                     "DiffID of layer " + i);
             Path blobFile = dir.resolve("layer" + i + ".esgz");
@@ -134,8 +135,8 @@ class ImageConvertTest {
             }
         }
         String raw = Processes.run(dir, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + dst);
-        assertTrue(raw.contains(ImageConverter.TOC_DIGEST), "skopeo sees the annotations: " + raw);
-        assertTrue(raw.contains(layers.getFirst().annotations().get(ImageConverter.TOC_DIGEST)));
+        assertTrue(raw.contains(Annotations.TOC_DIGEST), "skopeo sees the annotations: " + raw);
+        assertTrue(raw.contains(layers.getFirst().annotations().get(Annotations.TOC_DIGEST)));
     }
 
     @Test
@@ -149,7 +150,7 @@ class ImageConvertTest {
         for (Descriptor d : index.manifests()) {
             Manifest platformManifest = client.manifest(all.withDigest(d.digest().toString()));
             assertEquals(MediaTypes.OCI_MANIFEST, platformManifest.mediaType());
-            assertNotNull(platformManifest.layers().getFirst().annotations().get(ImageConverter.TOC_DIGEST));
+            assertNotNull(platformManifest.layers().getFirst().annotations().get(Annotations.TOC_DIGEST));
         }
         ImageReference one = registry.ref("converted/multi:arm64");
         assertEquals(0, StarlingCli.run("convert", "--platform", "linux/arm64", registry.ref("source/app:multi").toString(),
@@ -176,7 +177,7 @@ class ImageConvertTest {
                 registry.ref("source/app:v1").toString(), dst.toString()));
         for (Descriptor layer : client.manifest(dst).layers()) {
             TocIndex index = EStargzBlob.open(RangeReader.of(fetch(dst, layer.digest().toString())),
-                    layer.annotations().get(ImageConverter.TOC_DIGEST)).index();
+                    layer.annotations().get(Annotations.TOC_DIGEST)).index();
             assertTrue(index.prioritizedEnd() > 0, "each layer holding a listed file is prioritized: " + layer.digest());
         }
         Files.writeString(prioritize, "etc/os-release\nnot/in/any/layer\n");

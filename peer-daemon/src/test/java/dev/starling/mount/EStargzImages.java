@@ -1,5 +1,6 @@
 package dev.starling.mount;
 
+import dev.starling.estargz.Annotations;
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.Processes;
 import dev.starling.estargz.write.ConvertOptions;
@@ -80,10 +81,10 @@ public final class EStargzImages {
                     .append(MediaTypes.OCI_LAYER_GZIP).append("\",\"digest\":\"").append(digest)
                     .append("\",\"size\":").append(bytes.length);
             if (layer.tocDigest() != null) {
-                descriptors.append(",\"annotations\":{\"").append(ImageConverter.TOC_DIGEST).append("\":\"")
+                descriptors.append(",\"annotations\":{\"").append(Annotations.TOC_DIGEST).append("\":\"")
                         .append(layer.tocDigest()).append('"');
                 if (layer.uncompressedSize() >= 0) {
-                    descriptors.append(",\"").append(ImageConverter.UNCOMPRESSED_SIZE).append("\":\"")
+                    descriptors.append(",\"").append(Annotations.UNCOMPRESSED_SIZE).append("\":\"")
                             .append(layer.uncompressedSize()).append('"');
                 }
                 descriptors.append('}');
