@@ -27,7 +27,7 @@ public final class StoreMount implements AutoCloseable {
      *
      * @param ttl how long a layer stays open after its last user (see {@link StoreFileSystem#sweep})
      */
-    public static StoreMount mount(StoreFileSystem.Layers layers, Path mountPoint, MountOptions options, Duration ttl,
+    public static StoreMount mount(LayerSource layers, Path mountPoint, MountOptions options, Duration ttl,
                                    LongSupplier nanoTime) throws IOException {
         StoreFileSystem[] made = new StoreFileSystem[1];
         LayerMount mount = LayerMount.mount(errno -> made[0] = new StoreFileSystem(layers, errno, options, ttl, nanoTime),

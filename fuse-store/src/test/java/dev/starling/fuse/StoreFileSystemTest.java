@@ -69,7 +69,7 @@ class StoreFileSystemTest {
         return r.tocDigest();
     }
 
-    private final StoreFileSystem.Layers layers = new StoreFileSystem.Layers() {
+    private final LayerSource layers = new LayerSource() {
         @Override
         public void checkReference(String imageRef) {
             if (!imageRef.matches("[a-z0-9.:/_-]+(:[A-Za-z0-9._-]+)?")) {
@@ -78,7 +78,7 @@ class StoreFileSystemTest {
         }
 
         @Override
-        public StoreFileSystem.Layer open(String imageRef, String key) throws IOException {
+        public ServedLayer open(String imageRef, String key) throws IOException {
             if (imageRef.equals(FLAKY) && flakyFailures.getAndDecrement() > 0) {
                 throw new IOException("the registry timed out");
             }
@@ -89,7 +89,7 @@ class StoreFileSystemTest {
             opens.incrementAndGet();
             byte[] info = ("{\"toc-digest\":\"" + key + "\"}\n").getBytes(StandardCharsets.UTF_8);
             RangeReader raw = RangeReader.open(blobFiles.get(key));
-            return new StoreFileSystem.Layer(blob.index(), blob::readChunk, info, raw, raw.size(), null, () -> {
+            return new ServedLayer(blob.index(), blob::readChunk, info, raw, raw.size(), null, () -> {
                 releases.incrementAndGet();
                 try {
                     raw.close();

@@ -3,6 +3,7 @@ package dev.starling.daemon;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.fetch.ReadCounters;
+import dev.starling.fuse.HeldLayer;
 import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.mount.OpenLayers;
@@ -63,7 +64,7 @@ final class StatusDocument {
             ObjectNode st = s.putObject("store");
             st.put("mountPoint", layerStore.mountPoint().toString()).put("images", node.images.size());
             ArrayNode held = st.putArray("layers");
-            for (StoreFileSystem.Held h : layerStore.fileSystem().held()) {
+            for (HeldLayer h : layerStore.fileSystem().held()) {
                 held.addObject().put("image", h.imageRef()).put("key", h.key()).put("users", h.users())
                         .put("openFiles", h.openFiles());
             }

@@ -13,6 +13,8 @@ import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.LayerReader;
 import dev.starling.fetch.RegistryOrigin;
+import dev.starling.fuse.ServedLayer;
+import dev.starling.fuse.LayerSource;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.MountTable;
 import dev.starling.fuse.StoreFileSystem;
@@ -99,14 +101,14 @@ final class Warmup {
             Digest digest = Digest.parse("sha256:" + "0".repeat(64));
             try (LayerReader reader = new LayerReader(digest, opened, blob.size(), origin, store)) {
                 // through a store of its own, as CRI-O reads a layer: the store's paths, then the layer's
-                StoreFileSystem.Layers layers = new StoreFileSystem.Layers() {
+                LayerSource layers = new LayerSource() {
                     @Override
                     public void checkReference(String imageRef) {
                     }
 
                     @Override
-                    public StoreFileSystem.Layer open(String imageRef, String key) throws IOException {
-                        return new StoreFileSystem.Layer(opened.index(), reader, "{}".getBytes(StandardCharsets.UTF_8), blob,
+                    public ServedLayer open(String imageRef, String key) throws IOException {
+                        return new ServedLayer(opened.index(), reader, "{}".getBytes(StandardCharsets.UTF_8), blob,
                                 blob.size(), null, () -> { });
                     }
                 };

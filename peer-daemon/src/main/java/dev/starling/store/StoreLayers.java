@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.Footer;
+import dev.starling.fuse.ServedLayer;
+import dev.starling.fuse.LayerSource;
 import dev.starling.fuse.StateFile;
 import dev.starling.fuse.StoreFileSystem;
 import dev.starling.mount.ImageResolver;
@@ -22,7 +24,7 @@ import java.nio.file.NoSuchFileException;
  * {@code info} file takes the form the key implies. Images are resolved, and all their layers
  * opened ahead, by the node's {@link ImageResolver}.
  */
-public final class StoreLayers implements StoreFileSystem.Layers {
+public final class StoreLayers implements LayerSource {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** containers/storage's compression constants (pkg/archive): what {@code info} says the blob is. */
     private static final int GZIP = 2, ZSTD = 4;
@@ -39,7 +41,7 @@ public final class StoreLayers implements StoreFileSystem.Layers {
     }
 
     @Override
-    public StoreFileSystem.Layer open(String imageRef, String key) throws IOException {
+    public ServedLayer open(String imageRef, String key) throws IOException {
         ImageResolver.Image image = images.resolve(ImageReference.parse(imageRef));
         int index = image.indexOf(key);
         if (index < 0) {
@@ -63,7 +65,7 @@ public final class StoreLayers implements StoreFileSystem.Layers {
         }
         try {
             byte[] info = info(layer, d, image.diffIds().get(index), byToc);
-            return new StoreFileSystem.Layer(layer.blob().index(), layer.reader(), info, layer.remote(), d.size(),
+            return new ServedLayer(layer.blob().index(), layer.reader(), info, layer.remote(), d.size(),
                     new StateFile(d.digest() + ".json", layer.reader()::stateJson), () -> images.release(layer));
         } catch (RuntimeException e) {
             images.release(layer);
