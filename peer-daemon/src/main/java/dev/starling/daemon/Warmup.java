@@ -97,7 +97,7 @@ final class Warmup {
              ChunkStore store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks"), 64L << 20), 16L << 20,
                      FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false))) {
             EStargzBlob opened = EStargzBlob.open(blob, tocDigest);
-            RegistryOrigin origin = new RegistryOrigin(blob, new ChunkDecoder(opened.footer().format()), store.scheduler());
+            RegistryOrigin origin = new RegistryOrigin(blob, new ChunkDecoder(opened.footer().format()), store);
             Digest digest = Digest.parse("sha256:" + "0".repeat(64));
             try (LayerReader reader = new LayerReader(digest, opened, blob.size(), origin, store)) {
                 // through a store of its own, as CRI-O reads a layer: the store's paths, then the layer's

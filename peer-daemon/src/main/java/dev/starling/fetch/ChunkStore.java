@@ -278,7 +278,7 @@ public final class ChunkStore implements AutoCloseable {
         return scheduler.options();
     }
 
-    public FetchScheduler scheduler() {
+    FetchScheduler scheduler() {
         return scheduler;
     }
 

@@ -15,7 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@link FetchOptions#backgroundBytesPerSecond}, one span at a time, so a read never queues behind
  * more than one background span.
  */
-public final class FetchScheduler implements AutoCloseable {
+final class FetchScheduler implements AutoCloseable {
     private final FetchOptions options;
     private final ExecutorService readAhead;
     private final ExecutorService prefetch;

@@ -20,7 +20,7 @@ import java.util.Map;
  * are put here by read-ahead just before they are read. Measured with 4 MiB chunks in 256 MiB, it
  * dropped about a quarter of them at once, and each drop cost a second disk load or fetch.
  */
-public final class MemoryChunkCache {
+final class MemoryChunkCache {
     private final long maxBytes;
     private final LinkedHashMap<ChunkKey, Held> chunks = new LinkedHashMap<>(256, 0.75f, true);
     private long bytes;

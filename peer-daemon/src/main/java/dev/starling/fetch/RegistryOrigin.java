@@ -21,7 +21,12 @@ public final class RegistryOrigin implements Origin {
     private final ChunkDecoder decoder;
     private final FetchScheduler scheduler;
 
-    public RegistryOrigin(RangeReader blob, ChunkDecoder decoder, FetchScheduler scheduler) {
+    /** A layer's origin whose fetch buffers count against {@code store}'s bytes-in-flight budget. */
+    public RegistryOrigin(RangeReader blob, ChunkDecoder decoder, ChunkStore store) {
+        this(blob, decoder, store.scheduler());
+    }
+
+    RegistryOrigin(RangeReader blob, ChunkDecoder decoder, FetchScheduler scheduler) {
         this.blob = blob;
         this.decoder = decoder;
         this.scheduler = scheduler;

@@ -12,7 +12,7 @@ import java.util.function.IntPredicate;
  * the gap apart, and the span stays within the fetch unit, so a directory of small files arrives in
  * one Range request rather than one per file.
  */
-public final class SpanPlan {
+final class SpanPlan {
     /** Compressed bytes a chunk's span may hold beyond twice what it decodes to before it is read piece by piece. */
     static final long STREAM_SLACK = 64L << 10;
     /** Chunks after a member's first that are looked at to tell whether the member is needed whole. */

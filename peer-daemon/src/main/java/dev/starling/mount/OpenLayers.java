@@ -128,7 +128,7 @@ public final class OpenLayers implements AutoCloseable {
     }
 
     private Layer started(LayerRef ref, RegistryRangeReader remote, EStargzBlob blob) throws IOException {
-        RegistryOrigin registry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+        RegistryOrigin registry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store);
         LayerReader reader = new LayerReader(ref.digest(), blob, remote.size(), origins.create(ref, blob, registry), store);
         reader.startFetching();
         return new Layer(ref.digest(), blob, reader, remote);

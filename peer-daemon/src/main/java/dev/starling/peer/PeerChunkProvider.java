@@ -244,7 +244,7 @@ public final class PeerChunkProvider implements ChunkProvider {
             @Override
             public Origin origin() {
                 // one Range request, its buffer within the node's in-flight budget
-                return new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()), store.scheduler());
+                return new RegistryOrigin(toc.remote(), new ChunkDecoder(toc.blob().footer().format()), store);
             }
 
             @Override

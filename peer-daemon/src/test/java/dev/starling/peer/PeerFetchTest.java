@@ -132,7 +132,7 @@ class PeerFetchTest {
         void join(List<Node> cluster) throws Exception {
             RegistryRangeReader remote = new RegistryRangeReader(client, ref, blobDigest.toString());
             EStargzBlob blob = EStargzBlob.open(remote, tocDigest);
-            RegistryOrigin fromRegistry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store.scheduler());
+            RegistryOrigin fromRegistry = new RegistryOrigin(remote, new ChunkDecoder(blob.footer().format()), store);
             PeerConnections connections = new PeerConnections(CLUSTER, id, Duration.ofSeconds(2), null);
             toClose.add(connections);
             StaticMembership membership = new StaticMembership(member(), cluster.stream().map(Node::member).toList());
