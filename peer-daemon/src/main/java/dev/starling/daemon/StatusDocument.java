@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.fetch.ReadCounters;
 import dev.starling.fuse.HeldLayer;
-import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.mount.OpenLayers;
 import dev.starling.snapshot.Snapshot;

@@ -17,7 +17,6 @@ import dev.starling.fuse.ServedLayer;
 import dev.starling.fuse.LayerSource;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.MountTable;
-import dev.starling.fuse.StoreFileSystem;
 import dev.starling.fuse.StoreMount;
 import dev.starling.registry.Digest;
 import java.io.IOException;

@@ -1,8 +1,7 @@
 package dev.starling.peer;
 
+import dev.starling.concurrent.Expiring;
 import dev.starling.protocol.PeerIdentity;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongSupplier;
 import java.util.logging.Logger;
 
@@ -54,13 +53,11 @@ public final class PeerAccess {
     private record Key(String registry, String repository, String blob) {
     }
 
-    private record Answer(boolean readable, long until) {
-    }
-
     private final Mode mode;
     private final AnonymousCheck anonymous;
     private final LongSupplier nanoTime;
-    private final Map<Key, Answer> answers = new ConcurrentHashMap<>();
+    /** The registry's answers; more blobs than any node reads in a while start it over. */
+    private final Expiring<Key, Boolean> answers;
     /**
      * Registry checks per second at most: a cluster reads a handful of blobs, so the answers kept
      * serve nearly every request; a peer naming new blob digests on every request must not turn each
@@ -74,6 +71,7 @@ public final class PeerAccess {
         this.mode = mode;
         this.anonymous = anonymous;
         this.nanoTime = nanoTime;
+        this.answers = new Expiring<>(65_536, nanoTime);
         this.checksRefilled = nanoTime.getAsLong();
     }
 
@@ -94,13 +92,13 @@ public final class PeerAccess {
     /** Whether the registry serves this blob of this repository without credentials; asked at most once a while. */
     boolean isPublic(String registry, String repository, String blobDigest) {
         Key key = new Key(registry, repository, blobDigest);
-        long now = nanoTime.getAsLong();
-        Answer a = answers.get(key);
-        if (a != null && now - a.until() < 0) {
-            return a.readable();
+        Boolean fresh = answers.get(key);
+        if (fresh != null) {
+            return fresh;
         }
-        if (!takeCheck(now)) {
-            return a != null && a.readable();
+        boolean lastAnswer = Boolean.TRUE.equals(answers.last(key));
+        if (!takeCheck(nanoTime.getAsLong())) {
+            return lastAnswer;
         }
         boolean readable;
         try {
@@ -108,14 +106,11 @@ public final class PeerAccess {
         } catch (java.io.IOException | RuntimeException e) {
             // the registry could not say: the last answer stands a while (a registry outage must not
             // stop peers sharing a public image, which is when they matter most); none is "private"
-            readable = a != null && a.readable();
+            readable = lastAnswer;
             LOG.fine("asking " + registry + " whether " + repository + "@" + blobDigest + " is public: " + e
                     + "; taken as " + (readable ? "public (as last answered)" : "private"));
         }
-        if (answers.size() > 65_536) { // more blobs than any node reads in a while: start over
-            answers.clear();
-        }
-        answers.put(key, new Answer(readable, now + (readable ? PUBLIC_FOR_NANOS : PRIVATE_FOR_NANOS)));
+        answers.put(key, readable, readable ? PUBLIC_FOR_NANOS : PRIVATE_FOR_NANOS);
         return readable;
     }
 

@@ -1,5 +1,6 @@
 package dev.starling.peer;
 
+import dev.starling.concurrent.Expiring;
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.InvalidBlobException;
@@ -18,11 +19,9 @@ import dev.starling.registry.ImageReference;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
@@ -58,8 +57,8 @@ public final class PeerChunkProvider implements ChunkProvider {
     private final VerifiedTocs tocs;
     private final Predicate<String> allowedRegistry;
     private final Executor executor;
-    private final LongSupplier nanoTime;
-    private final Map<ChunkKey, Long> failedFills = new HashMap<>();
+    /** Spans whose fill failed lately, by their first chunk: answered FAILED without the registry. */
+    private final Expiring<ChunkKey, Boolean> failedFills;
     private final AtomicLong refused = new AtomicLong();
     private final AtomicLong forbidden = new AtomicLong();
     private final AtomicLong fillBytes = new AtomicLong();
@@ -76,7 +75,7 @@ public final class PeerChunkProvider implements ChunkProvider {
         this.tocs = new VerifiedTocs(openBlobs, fetchToc, nanoTime);
         this.allowedRegistry = allowedRegistry;
         this.executor = executor;
-        this.nanoTime = nanoTime;
+        this.failedFills = new Expiring<>(4096, nanoTime);
     }
 
     /**
@@ -196,12 +195,9 @@ public final class PeerChunkProvider implements ChunkProvider {
             throw badRequest("a span of " + (end - start) + " bytes, over the " + MAX_FILL_SPAN + "-byte limit");
         }
         ChunkKey spanKey = ChunkKey.of(blob, chunks.get(missing.getFirst()).digest());
-        synchronized (failedFills) {
-            Long until = failedFills.get(spanKey);
-            if (until != null && nanoTime.getAsLong() - until < 0) {
-                throw new PeerException.Refused("this node", Frame.ErrorCode.FAILED, "fetching this span from the registry "
-                        + "failed less than " + FAILED_FILL_REMEMBERED_NANOS / 1_000_000_000L + " s ago");
-            }
+        if (failedFills.get(spanKey) != null) {
+            throw new PeerException.Refused("this node", Frame.ErrorCode.FAILED, "fetching this span from the registry "
+                    + "failed less than " + FAILED_FILL_REMEMBERED_NANOS / 1_000_000_000L + " s ago");
         }
         TocIndex index = toc.blob().index();
         awaitOwnFetches(blob, index, start, end);
@@ -267,12 +263,7 @@ public final class PeerChunkProvider implements ChunkProvider {
         };
         List<CompletableFuture<byte[]>> loaded = store.load(blob, needed, fetch);
         if (spanFailure[0] != null) {
-            synchronized (failedFills) {
-                if (failedFills.size() > 4096) {
-                    failedFills.clear();
-                }
-                failedFills.put(spanKey, nanoTime.getAsLong() + FAILED_FILL_REMEMBERED_NANOS);
-            }
+            failedFills.put(spanKey, true, FAILED_FILL_REMEMBERED_NANOS);
             throw spanFailure[0];
         }
         for (int k = 0; k < loaded.size(); k++) {

@@ -1,12 +1,13 @@
 package dev.starling.peer;
 
+import dev.starling.concurrent.Expiring;
+import dev.starling.concurrent.SingleFlight;
 import dev.starling.fetch.VerifiedBlob;
 import dev.starling.protocol.Frame;
 import dev.starling.protocol.PeerException;
 import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
 import java.io.IOException;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -28,20 +29,20 @@ final class VerifiedTocs {
     /** How long a blob whose TOC could not be read is refused without asking the registry again. */
     static final long FAILURE_REMEMBERED_NANOS = 60L * 1_000_000_000L;
 
-    private record Failure(String why, boolean registryAllowed, long until) {
+    private record Failure(String why, boolean registryAllowed) {
     }
 
     private final Function<Digest, VerifiedBlob> open;
     private final PeerChunkProvider.TocFetcher fetcher;
-    private final LongSupplier nanoTime;
     private final Map<Digest, VerifiedBlob> kept = new LinkedHashMap<>(CAPACITY, 0.75f, true);
-    private final Map<Digest, CompletableFuture<VerifiedBlob>> fetching = new HashMap<>();
-    private final Map<Digest, Failure> failed = new HashMap<>();
+    private final SingleFlight<Digest, VerifiedBlob> fetching = new SingleFlight<>();
+    private final Expiring<Digest, Failure> failed;
 
     VerifiedTocs(Function<Digest, VerifiedBlob> open, PeerChunkProvider.TocFetcher fetcher, LongSupplier nanoTime) {
         this.open = open;
         this.fetcher = fetcher;
-        this.nanoTime = nanoTime;
+
+        this.failed = new Expiring<>(4096, nanoTime);
     }
 
     /**
@@ -58,29 +59,23 @@ final class VerifiedTocs {
     }
 
     private VerifiedBlob find(ImageReference repository, Digest blob, boolean registryAllowed) throws IOException {
-        VerifiedBlob mine = open.apply(blob);
-        if (mine != null) {
-            return mine;
+        VerifiedBlob openHere = open.apply(blob);
+        if (openHere != null) {
+            return openHere;
         }
-        CompletableFuture<VerifiedBlob> flight;
-        boolean fetcherHere = false;
         synchronized (this) {
             VerifiedBlob v = kept.get(blob);
             if (v != null) {
                 return v;
             }
-            Failure f = failed.get(blob);
-            if (f != null && nanoTime.getAsLong() - f.until() < 0 && f.registryAllowed() == registryAllowed) {
-                throw refusal(f.why() + " (remembered)", registryAllowed);
-            }
-            flight = fetching.get(blob);
-            if (flight == null) {
-                flight = new CompletableFuture<>();
-                fetching.put(blob, flight);
-                fetcherHere = true;
-            }
         }
-        if (fetcherHere) {
+        Failure f = failed.get(blob);
+        if (f != null && f.registryAllowed() == registryAllowed) {
+            throw refusal(f.why() + " (remembered)", registryAllowed);
+        }
+        CompletableFuture<VerifiedBlob> mine = new CompletableFuture<>();
+        CompletableFuture<VerifiedBlob> flight = fetching.claim(blob, mine);
+        if (flight == mine) {
             try {
                 VerifiedBlob v = fetcher.fetch(repository, blob, registryAllowed);
                 synchronized (this) {
@@ -92,17 +87,10 @@ final class VerifiedTocs {
                 flight.complete(v);
             } catch (IOException | RuntimeException e) {
                 String why = "cannot verify the TOC of " + blob + ": " + e.getMessage();
-                synchronized (this) {
-                    if (failed.size() > 4096) {
-                        failed.clear();
-                    }
-                    failed.put(blob, new Failure(why, registryAllowed, nanoTime.getAsLong() + FAILURE_REMEMBERED_NANOS));
-                }
+                failed.put(blob, new Failure(why, registryAllowed), FAILURE_REMEMBERED_NANOS);
                 flight.completeExceptionally(refusal(why, registryAllowed));
             } finally {
-                synchronized (this) {
-                    fetching.remove(blob);
-                }
+                fetching.done(blob, mine);
             }
         }
         try {

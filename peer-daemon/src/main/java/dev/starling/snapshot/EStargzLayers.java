@@ -1,7 +1,6 @@
 package dev.starling.snapshot;
 
 import dev.starling.estargz.Annotations;
-import dev.starling.convert.ImageConverter;
 import dev.starling.fuse.LayerMount;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.MountTable;

@@ -8,7 +8,6 @@ import dev.starling.estargz.TocIndex;
 import dev.starling.estargz.write.ConvertOptions;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

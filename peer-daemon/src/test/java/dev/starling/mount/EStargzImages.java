@@ -1,7 +1,6 @@
 package dev.starling.mount;
 
 import dev.starling.estargz.Annotations;
-import dev.starling.convert.ImageConverter;
 import dev.starling.estargz.Processes;
 import dev.starling.estargz.write.ConvertOptions;
 import dev.starling.estargz.write.ConvertResult;
