@@ -3,6 +3,7 @@ package dev.starling.estargz;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.concurrent.Semaphore;
 
 /**
  * Where the verified bytes of a chunk come from: the blob itself, a cache, a peer, the registry.
@@ -14,35 +15,22 @@ public interface ChunkSource {
     byte[] read(Chunk chunk) throws IOException;
 
     /**
-     * {@link #read(Chunk)} for a caller that will use only {@code bytesUsed} of the chunk's bytes (a
-     * FUSE read of 128 KiB from a 4 MiB chunk), so a source that counts bytes served counts those.
+     * Copies {@code length} bytes of the chunk, from {@code offset} in it, into {@code into} (moving
+     * its position on): the one call a file system makes per chunk of a read. The source decides
+     * where the bytes come from; when it must wait on the network it first takes one of
+     * {@code networkSlots}, and fails at once without one, so reads of what is at hand (and
+     * metadata) never queue behind a wedged registry. A source that cannot tell what is at hand
+     * treats every read as a network read.
      */
-    default byte[] read(Chunk chunk, long bytesUsed) throws IOException {
-        return read(chunk);
-    }
-
-    /**
-     * The chunk's bytes when this node has them at hand (memory, local disk), or null when they must
-     * come over the network: a caller with few threads can then refuse to let slow remote reads take
-     * them all. A source that cannot tell returns null.
-     */
-    default byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
-        return null;
-    }
-
-    /**
-     * Copies {@code length} bytes of the chunk, from {@code offset} in it, into {@code into} (and
-     * moves its position on) when this node has them at hand; false when they must come over the
-     * network. A source that keeps chunks as files can copy straight from the file, without the
-     * whole chunk on the heap.
-     */
-    default boolean copyIfLocal(Chunk chunk, int offset, int length, ByteBuffer into) throws IOException {
-        byte[] data = readIfLocal(chunk, length);
-        if (data == null) {
-            return false;
+    default void read(Chunk chunk, int offset, int length, ByteBuffer into, Semaphore networkSlots) throws IOException {
+        if (!networkSlots.tryAcquire()) {
+            throw new NoNetworkSlotException();
         }
-        into.put(data, offset, length);
-        return true;
+        try {
+            into.put(read(chunk), offset, length);
+        } finally {
+            networkSlots.release();
+        }
     }
 
     /**
@@ -50,5 +38,13 @@ public interface ChunkSource {
      * source that can fetch them in the background, in parallel, should start now. Never blocks.
      */
     default void readAhead(List<Chunk> upcoming) {
+    }
+
+    /** Every network slot was taken: the read fails now rather than wait behind the others. */
+    final class NoNetworkSlotException extends IOException {
+        public NoNetworkSlotException() {
+            super("every read slot for the network is taken (is the registry wedged?); failing this read so metadata and "
+                    + "cached reads stay answered");
+        }
     }
 }

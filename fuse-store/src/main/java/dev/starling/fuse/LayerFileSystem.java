@@ -43,7 +43,7 @@ public final class LayerFileSystem extends ReadOnlyOperations {
     private final Map<Long, OpenFile> open = new ConcurrentHashMap<>();
     private final AtomicLong nextHandle = new AtomicLong(1);
     /** FUSE threads that reads waiting on the network may take; the rest stay free for metadata and local reads. */
-    private final Semaphore remoteReads;
+    private final Semaphore networkSlots;
     /** Added to every inode number: layers served by one mount (the store) must not share inode numbers. */
     private final long inodeBase;
 
@@ -60,7 +60,7 @@ public final class LayerFileSystem extends ReadOnlyOperations {
         this.index = index;
         this.chunks = chunks;
         this.inodeBase = inodeBase;
-        this.remoteReads = new Semaphore(options.remoteReadThreads());
+        this.networkSlots = new Semaphore(options.remoteReadThreads());
     }
 
     @Override
@@ -185,9 +185,7 @@ public final class LayerFileSystem extends ReadOnlyOperations {
                 Chunk chunk = index.chunk(file, index.chunkIndexAt(file, pos));
                 int from = (int) (pos - chunk.fileOffset());
                 int n = (int) Math.min(chunk.size() - from, end - pos);
-                if (!chunks.copyIfLocal(chunk, from, n, buf)) {
-                    buf.put(readRemote(chunk, n), from, n);
-                }
+                chunks.read(chunk, from, n, buf, networkSlots);
                 pos += n;
             }
         } catch (IOException | RuntimeException ex) {
@@ -195,19 +193,6 @@ public final class LayerFileSystem extends ReadOnlyOperations {
             return pos > offset ? (int) (pos - offset) : -errno.eio();
         }
         return (int) (pos - offset);
-    }
-
-    /** A chunk that must come over the network, if a thread may wait for it; else EIO at once. */
-    private byte[] readRemote(Chunk chunk, int bytesUsed) throws IOException {
-        if (!remoteReads.tryAcquire()) {
-            throw new IOException(options.remoteReadThreads() + " reads are already waiting on the network "
-                    + "(is the registry wedged?); failing this one so metadata and cached reads stay answered");
-        }
-        try {
-            return chunks.read(chunk, bytesUsed);
-        } finally {
-            remoteReads.release();
-        }
     }
 
     @Override

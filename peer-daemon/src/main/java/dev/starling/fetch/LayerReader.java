@@ -13,6 +13,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
 import java.util.function.Predicate;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -95,8 +96,7 @@ public final class LayerReader implements ChunkSource, Closeable {
         return read(chunk, chunk.size());
     }
 
-    /** Counts {@code bytesUsed} as served by the tier that answered. */
-    @Override
+    /** The chunk's bytes, {@code bytesUsed} of them counted as served by the tier that answered. */
     public byte[] read(Chunk chunk, long bytesUsed) throws IOException {
         long t0 = System.nanoTime();
         ChunkKey key = ChunkKey.of(digest, chunk);
@@ -138,42 +138,35 @@ public final class LayerReader implements ChunkSource, Closeable {
         return counters;
     }
 
-    /** The chunk from the memory tier, or from the disk tier when it is there; null when it must be fetched. */
-    @Override
-    public byte[] readIfLocal(Chunk chunk, long bytesUsed) throws IOException {
-        ChunkKey key = ChunkKey.of(digest, chunk);
-        byte[] data = store.fromMemory(key, bytesUsed);
-        if (data != null) {
-            counters.served(ReadSource.MEMORY, bytesUsed, 0);
-            return data;
-        }
-        return store.isLocal(key) ? read(chunk, bytesUsed) : null;
-    }
-
     /**
-     * From the memory tier; else, for a chunk the disk tier verified in this process, straight from
-     * its file into FUSE's buffer, neither loaded whole onto the heap nor kept in memory (the page
-     * cache keeps what is read); else as {@link #readIfLocal}.
+     * One FUSE read's piece of a chunk, wherever it is: from the memory tier; else, for a chunk the
+     * disk tier verified in this process, straight from its file into FUSE's buffer, neither loaded
+     * whole onto the heap nor kept in memory (the page cache keeps what is read); else loaded from
+     * disk or fetched, a fetch holding one of {@code networkSlots} while it waits.
      */
     @Override
-    public boolean copyIfLocal(Chunk chunk, int offset, int length, ByteBuffer into) throws IOException {
+    public void read(Chunk chunk, int offset, int length, ByteBuffer into, Semaphore networkSlots) throws IOException {
         long t0 = System.nanoTime();
         ChunkKey key = ChunkKey.of(digest, chunk);
         byte[] data = store.fromMemory(key, length);
-        if (data == null && store.copyIfVerified(key, chunk, offset, length, into)) {
-            counters.served(ReadSource.DISK, length, System.nanoTime() - t0);
-            return true;
-        }
-        if (data == null) {
-            data = readIfLocal(chunk, length); // counts what it serves
-            if (data == null) {
-                return false;
-            }
-        } else {
+        if (data != null) {
             counters.served(ReadSource.MEMORY, length, System.nanoTime() - t0);
+        } else if (store.copyIfVerified(key, chunk, offset, length, into)) {
+            counters.served(ReadSource.DISK, length, System.nanoTime() - t0);
+            return;
+        } else if (store.isLocal(key)) {
+            data = read(chunk, length);
+        } else {
+            if (!networkSlots.tryAcquire()) {
+                throw new NoNetworkSlotException();
+            }
+            try {
+                data = read(chunk, length);
+            } finally {
+                networkSlots.release();
+            }
         }
         into.put(data, offset, length);
-        return true;
     }
 
     /**
@@ -190,7 +183,7 @@ public final class LayerReader implements ChunkSource, Closeable {
             } catch (VerificationException e) {
                 continue; // a read of it fails with the reason
             }
-            // a chunk on disk is not brought in: FUSE reads copy it from its file (copyIfLocal)
+            // a chunk on disk is not brought in: FUSE reads copy it from its file
             if (store.isComing(key) || store.isLocal(key) || !queuedAhead.add(c.index())) {
                 continue;
             }

@@ -138,9 +138,11 @@ class ChunkStoreTest {
             l.reader.read(big, big.size()); // consumed whole: it leaves the memory tier
             int requests = l.blob.requests.get();
             java.nio.ByteBuffer into = java.nio.ByteBuffer.allocate(1000);
-            assertTrue(l.reader.copyIfLocal(big, 5000, 1000, into), "copied from its file");
+            l.reader.read(big, 5000, 1000, into, new java.util.concurrent.Semaphore(0)); // no network slot: it must be at hand
             assertArrayEquals(java.util.Arrays.copyOfRange(fetched, 5000, 6000), into.array());
-            assertArrayEquals(fetched, l.reader.readIfLocal(big, big.size()));
+            assertThrows(dev.starling.estargz.ChunkSource.NoNetworkSlotException.class, () -> l.reader.read(l.chunk("f-150", 0),
+                    0, 10, java.nio.ByteBuffer.allocate(10), new java.util.concurrent.Semaphore(0)), "a chunk not at hand needs a slot");
+            assertArrayEquals(fetched, l.reader.read(big, big.size()));
             assertEquals(requests, l.blob.requests.get(), "the disk tier answered");
         }
     }
