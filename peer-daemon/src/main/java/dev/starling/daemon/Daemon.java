@@ -11,7 +11,7 @@ import dev.starling.registry.RegistryClient;
 import dev.starling.snapshot.ImageServiceProxy;
 import dev.starling.snapshot.SnapshotServer;
 import dev.starling.store.HelperCredentials;
-import dev.starling.store.StoreLayers;
+import dev.starling.store.StoreLayerSource;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -84,7 +84,7 @@ public final class Daemon implements AutoCloseable {
             frontEnds.push(sweeper::shutdownNow);
             DaemonConfig.Store storeConfig = config.store();
             Duration storeTtl = storeConfig == null ? DaemonConfig.Store.DEFAULT_TTL : storeConfig.ttl();
-            this.layerStore = storeConfig == null ? null : started(StoreMount.mount(new StoreLayers(node.images),
+            this.layerStore = storeConfig == null ? null : started(StoreMount.mount(new StoreLayerSource(node.images),
                     storeConfig.mountPoint(), MountOptions.DEFAULTS, storeTtl, System::nanoTime));
             this.snapshotter = config.containerdSocket() == null ? null : started(SnapshotServer.start(config.containerdSocket(),
                     config.root().resolve("snapshotter"), node.images, MountOptions.DEFAULTS, node.executor));

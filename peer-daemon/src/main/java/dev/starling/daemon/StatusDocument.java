@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.starling.fetch.ReadCounters;
 import dev.starling.fuse.HeldLayer;
 import dev.starling.fuse.StoreMount;
-import dev.starling.mount.OpenLayers;
+import dev.starling.layers.OpenLayers;
 import dev.starling.snapshot.Snapshot;
 import dev.starling.snapshot.SnapshotServer;
 import java.io.IOException;

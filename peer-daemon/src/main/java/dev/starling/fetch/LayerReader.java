@@ -14,7 +14,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
-import java.util.function.Predicate;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -85,6 +84,14 @@ public final class LayerReader implements ChunkSource, Closeable {
 
     ChunkStore store() {
         return store;
+    }
+
+    Origin origin() {
+        return origin;
+    }
+
+    FetchOptions options() {
+        return options;
     }
 
     boolean isClosed() {
@@ -207,57 +214,7 @@ public final class LayerReader implements ChunkSource, Closeable {
      * {@code unit} bytes.
      */
     byte[] load(Chunk chunk, long unit, long stopAt, boolean keepInMemory) throws IOException {
-        return store.load(digest, chunk, new SpanFetch(unit, stopAt, keepInMemory));
-    }
-
-    /** This layer's span plan, origin and counters, as the store fetches with them. */
-    private final class SpanFetch implements ChunkStore.Fetch {
-        private final long unit;
-        private final long stopAt;
-        private final boolean keepInMemory;
-
-        SpanFetch(long unit, long stopAt, boolean keepInMemory) {
-            this.unit = unit;
-            this.stopAt = stopAt;
-            this.keepInMemory = keepInMemory;
-        }
-
-        @Override
-        public List<Chunk> span(List<Chunk> needed, Predicate<Chunk> wanted) {
-            Chunk c = needed.getFirst();
-            // a span ends at the next multiple of the fetch unit: each aligned unit has one owner among the
-            // peers, who fills it once, and a reader never holds chunks of one unit while it waits for another's
-            // (two nodes each holding what the other waits for would wait until a timeout, then both fetch it)
-            long unitEnd = (c.compressedOffset() / options.fetchUnit() + 1) * options.fetchUnit();
-            return SpanPlan.plan(index, c.index(), unit, options.maxGap(), Math.min(stopAt, unitEnd),
-                    k -> wanted.test(index.chunkAt(k)));
-        }
-
-        @Override
-        public Origin origin() {
-            return origin;
-        }
-
-        @Override
-        public boolean keepInMemory() {
-            return keepInMemory;
-        }
-
-        @Override
-        public void fetched(Origin.Span span) {
-            counters.fetched(span);
-        }
-
-        @Override
-        public IOException failed(List<Chunk> span, IOException cause) {
-            if (span.size() == 1 && cause instanceof dev.starling.estargz.InvalidBlobException) {
-                return failure(new IOException("layer " + digest + ": " + cause.getMessage(), cause));
-            }
-            long start = span.getFirst().compressedOffset();
-            long end = span.getLast().compressedEnd();
-            return failure(new IOException("fetching " + (end - start) + " bytes at " + start + " of layer " + digest
-                    + " for " + span.getFirst().describe() + " failed: " + cause.getMessage(), cause));
-        }
+        return store.load(digest, chunk, new LayerSpanFetch(this, unit, stopAt, keepInMemory));
     }
 
     /** Counts, logs and keeps a failure as the layer's last error. */

@@ -1,5 +1,8 @@
 package dev.starling.mount;
 
+import dev.starling.layers.OpenLayers;
+import dev.starling.layers.LayerRef;
+import dev.starling.layers.LayerRefs;
 import dev.starling.fetch.DiskChunkCache;
 import dev.starling.fetch.FetchOptions;
 import dev.starling.fetch.ChunkStore;
@@ -81,7 +84,7 @@ public final class ImageMount implements AutoCloseable {
                                     Path target, Path workDir, OpenLayers openLayers, MountOptions mountOptions,
                                     AutoCloseable owned) throws IOException {
         clearStaleOverlay(target);
-        List<LayerRef> refs = ImageLayers.resolve(client, ref, platform);
+        List<LayerRef> refs = LayerRefs.resolve(client, ref, platform);
         ImageMount image = new ImageMount(target, openLayers, owned);
         try {
             for (int i = 0; i < refs.size(); i++) {

@@ -1,7 +1,7 @@
 package dev.starling.snapshot;
 
 import dev.starling.fuse.MountOptions;
-import dev.starling.mount.ImageResolver;
+import dev.starling.layers.ImageResolver;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
 import java.io.IOException;
@@ -20,11 +20,11 @@ import java.util.concurrent.TimeUnit;
 public final class SnapshotServer implements AutoCloseable {
     private final Server server;
     private final Snapshotter snapshotter;
-    private final EStargzLayers remote;
+    private final LazyLayerMounts remote;
     private final EpollEventLoopGroup group;
     private final Path socket;
 
-    private SnapshotServer(Server server, Snapshotter snapshotter, EStargzLayers remote, EpollEventLoopGroup group, Path socket) {
+    private SnapshotServer(Server server, Snapshotter snapshotter, LazyLayerMounts remote, EpollEventLoopGroup group, Path socket) {
         this.server = server;
         this.snapshotter = snapshotter;
         this.remote = remote;
@@ -35,7 +35,7 @@ public final class SnapshotServer implements AutoCloseable {
     /** Serves the snapshotter of state {@code root} at {@code socket}, mounting remote layers again as they are used. */
     public static SnapshotServer start(Path socket, Path root, ImageResolver images, MountOptions options,
                                        ExecutorService executor) throws IOException {
-        EStargzLayers remote = new EStargzLayers(images, options);
+        LazyLayerMounts remote = new LazyLayerMounts(images, options);
         Snapshotter snapshotter = new Snapshotter(root, remote, Clock.systemUTC());
         try {
             snapshotter.restore(executor); // orphans go before containerd can prepare anything

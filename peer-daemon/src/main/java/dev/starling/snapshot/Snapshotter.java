@@ -46,11 +46,11 @@ public final class Snapshotter implements AutoCloseable {
 
     private final Path root;
     private final MetaStore meta;
-    private final RemoteLayers remote;
+    private final RemoteLayerMounts remote;
     private final Clock clock;
 
     /** Opens (or creates) the snapshotter's state under {@code root}: {@code metadata.mv.db} and {@code snapshots/}. */
-    public Snapshotter(Path root, RemoteLayers remote, Clock clock) throws IOException {
+    public Snapshotter(Path root, RemoteLayerMounts remote, Clock clock) throws IOException {
         this.root = Files.createDirectories(root);
         Files.createDirectories(root.resolve("snapshots"));
         this.meta = new MetaStore(root.resolve("metadata.mv.db"));

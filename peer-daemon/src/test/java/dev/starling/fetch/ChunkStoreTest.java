@@ -29,19 +29,18 @@ class ChunkStoreTest {
     static final FetchOptions FOREGROUND = FetchOptions.DEFAULTS.withPrefetch(false).withBackgroundFetch(false);
     @TempDir
     static Path work;
-    static byte[] blob;
+    static TestLayer.Converted converted;
 
     @TempDir
     Path dir;
 
     @BeforeAll
     static void convert() throws Exception {
-        blob = TestLayer.convert(work, 200, ConvertOptions.defaults());
+        converted = TestLayer.convert(work, 200, ConvertOptions.defaults());
     }
 
     private TestLayer layer() throws IOException {
-        java.nio.file.Files.copy(work.resolve("toc-digest"), dir.resolve("toc-digest"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        return new TestLayer(dir, blob, FOREGROUND);
+        return new TestLayer(dir, converted, converted.blob(), FOREGROUND);
     }
 
     @Test

@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.estargz.Chunk;
 import dev.starling.estargz.write.ConvertOptions;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -23,6 +21,7 @@ class LayerFetcherTest {
             .withBackgroundQuietMillis(0).withBackgroundBytesPerSecond(0);
     @TempDir
     static Path work;
+    static TestLayer.Converted converted;
     static byte[] blob;
 
     @TempDir
@@ -30,12 +29,12 @@ class LayerFetcherTest {
 
     @BeforeAll
     static void convert() throws Exception {
-        blob = TestLayer.convert(work, 50, ConvertOptions.defaults());
+        converted = TestLayer.convert(work, 50, ConvertOptions.defaults());
+        blob = converted.blob();
     }
 
     private TestLayer layer(byte[] bytes) throws Exception {
-        Files.copy(work.resolve("toc-digest"), dir.resolve("toc-digest"), StandardCopyOption.REPLACE_EXISTING);
-        return new TestLayer(dir, bytes, BACKGROUND);
+        return new TestLayer(dir, converted, bytes, BACKGROUND);
     }
 
     @Test

@@ -28,9 +28,8 @@ class SpanPlanTest {
 
     private static TocIndex index(Path dir, ConvertOptions options) throws Exception {
         Files.createDirectories(dir);
-        byte[] blob = TestLayer.convert(dir, 200, options);
-        return dev.starling.estargz.EStargzBlob.open(dev.starling.estargz.RangeReader.of(blob),
-                Files.readString(dir.resolve("toc-digest"))).index();
+        TestLayer.Converted layer = TestLayer.convert(dir, 200, options);
+        return dev.starling.estargz.EStargzBlob.open(dev.starling.estargz.RangeReader.of(layer.blob()), layer.tocDigest()).index();
     }
 
     private static int at(TocIndex index, String file) {

@@ -27,8 +27,12 @@ final class TestLayer implements AutoCloseable {
     final ChunkStore store;
     final LayerReader reader;
 
+    /** A converted layer blob and the digest of its TOC. */
+    record Converted(byte[] blob, String tocDigest) {
+    }
+
     /** {@code smallFiles} files of 1-4 KB ("f-000"...) and a 9 MiB "z-big", converted with {@code convert}. */
-    static byte[] convert(Path dir, int smallFiles, ConvertOptions convert) throws Exception {
+    static Converted convert(Path dir, int smallFiles, ConvertOptions convert) throws Exception {
         Path tree = Files.createDirectories(dir.resolve("tree"));
         Random random = new Random(7);
         for (int i = 0; i < smallFiles; i++) {
@@ -40,14 +44,14 @@ final class TestLayer implements AutoCloseable {
         random.nextBytes(big);
         Files.write(tree.resolve("z-big"), big);
         EStargzImages.Layer layer = EStargzImages.convert(tree, dir.resolve("layer.esgz"), convert);
-        Files.writeString(dir.resolve("toc-digest"), layer.tocDigest());
-        return Files.readAllBytes(layer.blob());
+        return new Converted(Files.readAllBytes(layer.blob()), layer.tocDigest());
     }
 
-    TestLayer(Path dir, byte[] blobBytes, FetchOptions options) throws IOException {
+    /** {@code layer}'s TOC over {@code blobBytes} (the layer's own bytes, or damaged ones), its chunks kept under {@code dir}. */
+    TestLayer(Path dir, Converted layer, byte[] blobBytes, FetchOptions options) throws IOException {
         this.blobBytes = blobBytes;
         this.digest = Digest.parse(Manifest.sha256(blobBytes));
-        this.tocDigest = Files.readString(dir.resolve("toc-digest"));
+        this.tocDigest = layer.tocDigest();
         this.blob = new FaultyRangeReader(blobBytes);
         EStargzBlob opened = EStargzBlob.open(RangeReader.of(blobBytes), tocDigest);
         FetchScheduler scheduler = new FetchScheduler(options, clock);

@@ -1,4 +1,4 @@
-package dev.starling.mount;
+package dev.starling.layers;
 
 import dev.starling.estargz.Annotations;
 import dev.starling.convert.ImageConverter;
@@ -11,11 +11,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** Resolves an image reference to its eStargz layers, bottom first: what every front end mounts. */
-public final class ImageLayers {
+public final class LayerRefs {
     /** What is picked from a multi-platform image when no platform is asked for: this build's only one. */
     public static final Descriptor.Platform DEFAULT_PLATFORM = Descriptor.Platform.parse("linux/amd64");
 
-    private ImageLayers() {
+    private LayerRefs() {
     }
 
     /**

@@ -1,5 +1,7 @@
-package dev.starling.mount;
+package dev.starling.layers;
 
+import dev.starling.mount.ImageMount;
+import dev.starling.mount.EStargzImages;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -70,7 +72,7 @@ class OpenLayersTest {
              ChunkStore store = new ChunkStore(new DiskChunkCache(dir.resolve("chunks"), 1L << 30), 64 << 20, onDemand)) {
             ImageReference ref = registry.ref("kept/app:v1");
             EStargzImages.push(client, ref, List.of(layer));
-            LayerRef layerRef = ImageLayers.resolve(client, ref, null).getFirst();
+            LayerRef layerRef = LayerRefs.resolve(client, ref, null).getFirst();
             Path kept = dir.resolve("tocs").resolve(layerRef.digest().hex());
             try (OpenLayers layers = new OpenLayers(store, OpenLayers.OriginFactory.REGISTRY_ONLY, tocs)) {
                 OpenLayers.Layer open = layers.acquire(client, layerRef);

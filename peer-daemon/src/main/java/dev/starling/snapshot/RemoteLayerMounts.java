@@ -9,7 +9,7 @@ import java.util.Map;
  * eStargz layer instead of a directory containerd unpacked. The labels are those containerd passed
  * to Prepare (image reference, layer digest, TOC digest), persisted with the snapshot.
  */
-interface RemoteLayers {
+interface RemoteLayerMounts {
     /**
      * Mounts the layer the labels name at {@code dir}.
      *

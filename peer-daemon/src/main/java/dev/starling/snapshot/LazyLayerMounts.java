@@ -5,9 +5,9 @@ import dev.starling.fuse.LayerMount;
 import dev.starling.fuse.MountOptions;
 import dev.starling.fuse.MountTable;
 import dev.starling.fuse.StateFile;
-import dev.starling.mount.ImageResolver;
-import dev.starling.mount.OpenLayers;
-import dev.starling.mount.LayerRef;
+import dev.starling.layers.ImageResolver;
+import dev.starling.layers.OpenLayers;
+import dev.starling.layers.LayerRef;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.Digest;
 import dev.starling.registry.ImageReference;
@@ -25,8 +25,8 @@ import java.util.logging.Logger;
  * required, each mounted through FUSE where containerd's overlay takes it as a lower directory.
  * Resolving the image opens its other eStargz layers ahead, so the next Prepares are quick.
  */
-final class EStargzLayers implements RemoteLayers {
-    private static final Logger LOG = Logger.getLogger(EStargzLayers.class.getName());
+final class LazyLayerMounts implements RemoteLayerMounts {
+    private static final Logger LOG = Logger.getLogger(LazyLayerMounts.class.getName());
     static final String CRI_IMAGE = "containerd.io/snapshot/cri.image-ref";
     static final String CRI_LAYER = "containerd.io/snapshot/cri.layer-digest";
     static final String STARGZ_IMAGE = "containerd.io/snapshot/remote/stargz.reference";
@@ -39,7 +39,7 @@ final class EStargzLayers implements RemoteLayers {
     private record Mounted(OpenLayers.Layer layer, LayerMount mount) {
     }
 
-    EStargzLayers(ImageResolver images, MountOptions options) {
+    LazyLayerMounts(ImageResolver images, MountOptions options) {
         this.images = images;
         this.options = options;
     }

@@ -1,4 +1,4 @@
-package dev.starling.mount;
+package dev.starling.layers;
 
 import dev.starling.estargz.ChunkDecoder;
 import dev.starling.estargz.EStargzBlob;

@@ -1,4 +1,4 @@
-package dev.starling.mount;
+package dev.starling.layers;
 
 import dev.starling.estargz.Annotations;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -141,7 +141,7 @@ public final class ImageResolver implements AutoCloseable {
     }
 
     private Image fetch(ImageReference ref) throws IOException {
-        Manifest manifest = ImageLayers.manifest(client, ref, null);
+        Manifest manifest = LayerRefs.manifest(client, ref, null);
         List<Descriptor> descriptors = manifest.layers();
         onImage.accept(ref);
         // The layers open while the config is fetched: the first lookup waits for the slower, not both.

@@ -7,8 +7,8 @@ import dev.starling.estargz.Footer;
 import dev.starling.fuse.ServedLayer;
 import dev.starling.fuse.LayerSource;
 import dev.starling.fuse.StateFile;
-import dev.starling.mount.ImageResolver;
-import dev.starling.mount.OpenLayers;
+import dev.starling.layers.ImageResolver;
+import dev.starling.layers.OpenLayers;
 import dev.starling.registry.Descriptor;
 import dev.starling.registry.ImageReference;
 import java.io.IOException;
@@ -22,14 +22,14 @@ import java.nio.file.NoSuchFileException;
  * {@code info} file takes the form the key implies. Images are resolved, and all their layers
  * opened ahead, by the node's {@link ImageResolver}.
  */
-public final class StoreLayers implements LayerSource {
+public final class StoreLayerSource implements LayerSource {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** containers/storage's compression constants (pkg/archive): what {@code info} says the blob is. */
     private static final int GZIP = 2, ZSTD = 4;
 
     private final ImageResolver images;
 
-    public StoreLayers(ImageResolver images) {
+    public StoreLayerSource(ImageResolver images) {
         this.images = images;
     }
 
