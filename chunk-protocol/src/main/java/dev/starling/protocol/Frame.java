@@ -9,7 +9,7 @@ import java.util.List;
  */
 public sealed interface Frame {
     /** The protocol version this build speaks. */
-    int VERSION = 2;
+    int VERSION = 3;
 
     /** The requester's first frame: which protocol, which cluster, which node. */
     record Hello(int version, String clusterId, String nodeId) implements Frame {
@@ -48,6 +48,14 @@ public sealed interface Frame {
 
     /** The requester no longer wants the stream's answers. */
     record Cancel(int stream) implements Frame {
+    }
+
+    /**
+     * The request is still being worked on (its chunks are being filled from the registry): sent
+     * each {@link PeerServer#WORKING_EVERY} while no answer is ready, so a requester tells a busy
+     * owner from a dead one by silence, not by how long a fill takes.
+     */
+    record Working(int stream) implements Frame {
     }
 
     /**

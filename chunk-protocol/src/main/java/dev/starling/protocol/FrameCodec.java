@@ -25,7 +25,7 @@ import java.util.List;
  */
 public final class FrameCodec {
     static final int HELLO = 0x01, HELLO_OK = 0x02, REQUEST = 0x10, DATA = 0x11, MISS = 0x12, BUSY = 0x13,
-            ERROR = 0x14, CANCEL = 0x15;
+            ERROR = 0x14, CANCEL = 0x15, WORKING = 0x16;
     /** Longest string field, in bytes: ids, registry hosts, repositories, digests, messages. */
     static final int MAX_STRING = 1024;
     /** Most chunks one request may ask for. */
@@ -185,6 +185,7 @@ public final class FrameCodec {
                     yield new Frame.Error(stream, code, string(in, "error message"));
                 }
                 case CANCEL -> new Frame.Cancel(u32(in, "stream"));
+                case WORKING -> new Frame.Working(u32(in, "stream"));
                 default -> throw new CorruptedFrameException("unknown frame type 0x" + Integer.toHexString(type));
             };
             if (in.isReadable()) {
@@ -329,6 +330,7 @@ public final class FrameCodec {
                     string(h, f.message().length() > 300 ? f.message().substring(0, 300) : f.message());
                 }
                 case Frame.Cancel f -> h.writeByte(CANCEL).writeInt(f.stream());
+                case Frame.Working f -> h.writeByte(WORKING).writeInt(f.stream());
             }
             h.setInt(0, h.readableBytes() - 4);
             return h;

@@ -226,6 +226,9 @@ public final class PeerClient implements AutoCloseable {
                 case Frame.Data d -> answer(c, d.stream(), d.index(), d.bytes());
                 case Frame.Miss m -> answer(c, m.stream(), m.index(), null);
                 case Frame.Busy b -> c.fail(b.stream(), new PeerException.Busy(c.peer, b.retryAfterMillis()));
+                case Frame.Working w -> {
+                    // the peer is filling the request: its bytes reset the silence timer, nothing else to do
+                }
                 case Frame.Error e -> {
                     PeerException.Refused refused = new PeerException.Refused(c == null ? "peer" : c.peer, e.code(), e.message());
                     if (!greeted.isDone()) {

@@ -18,6 +18,7 @@ import io.netty.handler.traffic.GlobalTrafficShapingHandler;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Logger;
@@ -29,6 +30,18 @@ import java.util.logging.Logger;
  * goes idle, is closed; the others go on. Uploads share one byte-rate limit per node.
  */
 public final class PeerServer implements AutoCloseable {
+    /**
+     * How often a request still being worked on is said to be (a {@link Frame.Working} frame): well
+     * inside any requester's timeout of silence, so a fill from a slow registry is waited for and a
+     * dead server is not.
+     */
+    public static final Duration WORKING_EVERY = Duration.ofMillis(500);
+    /**
+     * How long a request is said to be worked on at most: a fill is bounded by the registry's own
+     * timeouts (30 s without a byte), so a server still "working" after this is stuck, and its
+     * requester should go elsewhere after its own timeout of silence.
+     */
+    public static final Duration WORKING_FOR = Duration.ofSeconds(30);
     private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
 
     /**
@@ -308,7 +321,15 @@ public final class PeerServer implements AutoCloseable {
                 return;
             }
             inFlight++;
-            provider.serve(identity, request).whenComplete((chunks, failure) -> ctx.executor().execute(() -> {
+            CompletableFuture<List<byte[]>> answer = provider.serve(identity, request);
+            long workingUntil = System.nanoTime() + WORKING_FOR.toNanos();
+            io.netty.util.concurrent.ScheduledFuture<?> working = ctx.executor().scheduleAtFixedRate(() -> {
+                if (!answer.isDone() && System.nanoTime() - workingUntil < 0) {
+                    ctx.writeAndFlush(new Frame.Working(request.stream()));
+                }
+            }, WORKING_EVERY.toNanos(), WORKING_EVERY.toNanos(), TimeUnit.NANOSECONDS);
+            answer.whenComplete((chunks, failure) -> ctx.executor().execute(() -> {
+                working.cancel(false);
                 inFlight--;
                 if (failure != null) {
                     Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null

@@ -46,7 +46,8 @@ class FrameCodecTest {
                 new Frame.Miss(7, 0),
                 new Frame.Busy(9, 250),
                 new Frame.Error(10, Frame.ErrorCode.REGISTRY_NOT_ALLOWED, "evil.example is not allowed"),
-                new Frame.Cancel(11));
+                new Frame.Cancel(11),
+                new Frame.Working(12));
     }
 
     static byte[] bytes(Frame f) {

@@ -298,4 +298,18 @@ class PeerConnectionTest {
             assertTrue(seconds > 2, "it took the link's time (" + seconds + " s), and the read did not fail at 1 s");
         }
     }
+
+    @Test
+    void aPeerStillFillingARequestIsWaitedForPastTheTimeout() throws Exception {
+        // the owner takes 2.5 s to fill from a slow registry; the requester's timeout of silence is 1 s
+        PeerServer server = PeerServer.start(ANY, PeerServer.Settings.defaults("c1", "server"), (peer, request) ->
+                CompletableFuture.supplyAsync(() -> List.of(new byte[] {42}),
+                        CompletableFuture.delayedExecutor(2500, TimeUnit.MILLISECONDS)));
+        try (server; PeerClient client = client(server, "c1")) {
+            long t0 = System.nanoTime();
+            List<byte[]> got = client.request(WHERE, List.of(chunk(1, 1)), Duration.ofSeconds(1)).get(10, TimeUnit.SECONDS);
+            assertEquals(42, got.getFirst()[0]);
+            assertTrue((System.nanoTime() - t0) / 1e9 > 2, "it was waited for, told twice a second that it is being worked on");
+        }
+    }
 }

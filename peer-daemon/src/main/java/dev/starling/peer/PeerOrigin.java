@@ -207,6 +207,9 @@ public final class PeerOrigin implements Origin {
         if (answers != null) {
             return accept(peer, chunks, answers);
         }
+        if (first.isCompletedExceptionally()) {
+            return null; // it failed, and its failure is counted: not waited for (nor counted) again
+        }
         if (next == null) { // no other peer to race: the owner may be filling from the registry; wait for it
             answers = await(peer, first, deadline - System.nanoTime());
             if (answers == null && !first.isDone()) {

@@ -8,21 +8,21 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /** A blob in memory that counts its Range requests, fails the next ones on demand, and can hold them at a gate. */
-final class FaultyRangeReader implements RangeReader {
+public final class FaultyRangeReader implements RangeReader {
     private final byte[] blob;
-    final AtomicInteger requests = new AtomicInteger();
+    public final AtomicInteger requests = new AtomicInteger();
     final AtomicLong bytes = new AtomicLong();
     private final AtomicInteger failNext = new AtomicInteger();
     private volatile CountDownLatch gate;
     /** Counted down when a request reaches the gate. */
     final CountDownLatch arrived = new CountDownLatch(1);
 
-    FaultyRangeReader(byte[] blob) {
+    public FaultyRangeReader(byte[] blob) {
         this.blob = blob;
     }
 
     /** The next {@code n} requests fail as a registry outage would. */
-    void failNext(int n) {
+    public void failNext(int n) {
         failNext.set(n);
     }
 
