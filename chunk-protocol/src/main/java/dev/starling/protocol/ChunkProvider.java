@@ -12,4 +12,13 @@ public interface ChunkProvider {
      * not read here, a chunk its TOC does not list, a registry outside the allowlist).
      */
     CompletableFuture<List<byte[]>> serve(PeerIdentity from, Frame.Request request);
+
+    /**
+     * Other peers this node knows to hold what {@code request} asks for (node ids, most likely
+     * first): named in the BUSY answer when every upload slot is taken, so the request goes to
+     * them rather than wait here or go to the registry.
+     */
+    default List<String> holders(PeerIdentity from, Frame.Request request) {
+        return List.of();
+    }
 }

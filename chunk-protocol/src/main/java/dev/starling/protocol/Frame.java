@@ -38,8 +38,24 @@ public sealed interface Frame {
     record Miss(int stream, int index) implements Frame {
     }
 
-    /** The server is at its limits; ask again after {@code retryAfterMillis}, or ask someone else. */
-    record Busy(int stream, int retryAfterMillis) implements Frame {
+    /**
+     * The server is at its limits; ask again after {@code retryAfterMillis}, or ask someone else:
+     * {@code holders} (at most {@link #MAX_HOLDERS} node ids, version 3) are peers the server knows
+     * to hold the span, the swarm a hot span spreads through.
+     */
+    record Busy(int stream, int retryAfterMillis, List<String> holders) implements Frame {
+        public static final int MAX_HOLDERS = 16;
+
+        public Busy {
+            holders = List.copyOf(holders);
+            if (holders.size() > MAX_HOLDERS) {
+                throw new IllegalArgumentException(holders.size() + " holders, at most " + MAX_HOLDERS);
+            }
+        }
+
+        public Busy(int stream, int retryAfterMillis) {
+            this(stream, retryAfterMillis, List.of());
+        }
     }
 
     /** The request is refused or failed; {@code code} says how. */

@@ -174,7 +174,19 @@ public final class FrameCodec {
                     yield new Frame.Data(stream, index, bytes);
                 }
                 case MISS -> new Frame.Miss(u32(in, "stream"), u16(in, "chunk index"));
-                case BUSY -> new Frame.Busy(u32(in, "stream"), u32(in, "retry-after"));
+                case BUSY -> {
+                    int stream = u32(in, "stream");
+                    int retryAfter = u32(in, "retry-after");
+                    int count = u16(in, "holder count");
+                    if (count > Frame.Busy.MAX_HOLDERS) {
+                        throw new CorruptedFrameException(count + " holders, at most " + Frame.Busy.MAX_HOLDERS);
+                    }
+                    List<String> holders = new java.util.ArrayList<>(count);
+                    for (int i = 0; i < count; i++) {
+                        holders.add(string(in, "holder"));
+                    }
+                    yield new Frame.Busy(stream, retryAfter, holders);
+                }
                 case ERROR -> {
                     int stream = u32(in, "stream");
                     int wire = u16(in, "error code");
@@ -324,7 +336,10 @@ public final class FrameCodec {
                     return Unpooled.wrappedBuffer(h, Unpooled.wrappedBuffer(f.bytes()));
                 }
                 case Frame.Miss f -> h.writeByte(MISS).writeInt(f.stream()).writeShort(f.index());
-                case Frame.Busy f -> h.writeByte(BUSY).writeInt(f.stream()).writeInt(f.retryAfterMillis());
+                case Frame.Busy f -> {
+                    h.writeByte(BUSY).writeInt(f.stream()).writeInt(f.retryAfterMillis()).writeShort(f.holders().size());
+                    f.holders().forEach(holder -> string(h, holder));
+                }
                 case Frame.Error f -> {
                     h.writeByte(ERROR).writeInt(f.stream()).writeShort(f.code().wire);
                     string(h, f.message().length() > 300 ? f.message().substring(0, 300) : f.message());

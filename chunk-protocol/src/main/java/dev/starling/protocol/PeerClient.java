@@ -225,7 +225,7 @@ public final class PeerClient implements AutoCloseable {
                 case Frame.HelloOk ok -> greeted.complete(ok.nodeId());
                 case Frame.Data d -> answer(c, d.stream(), d.index(), d.bytes());
                 case Frame.Miss m -> answer(c, m.stream(), m.index(), null);
-                case Frame.Busy b -> c.fail(b.stream(), new PeerException.Busy(c.peer, b.retryAfterMillis()));
+                case Frame.Busy b -> c.fail(b.stream(), new PeerException.Busy(c.peer, b.retryAfterMillis(), b.holders()));
                 case Frame.Working w -> {
                     // the peer is filling the request: its bytes reset the silence timer, nothing else to do
                 }

@@ -15,14 +15,25 @@ public class PeerException extends IOException {
     /** The peer is at its limits: ask someone else, or again after {@link #retryAfterMillis}. */
     public static final class Busy extends PeerException {
         private final int retryAfterMillis;
+        private final java.util.List<String> holders;
 
         public Busy(String peer, int retryAfterMillis) {
-            super(peer + " is busy; retry after " + retryAfterMillis + " ms");
+            this(peer, retryAfterMillis, java.util.List.of());
+        }
+
+        public Busy(String peer, int retryAfterMillis, java.util.List<String> holders) {
+            super(peer + " is busy; retry after " + retryAfterMillis + " ms" + (holders.isEmpty() ? "" : ", or ask " + holders));
             this.retryAfterMillis = retryAfterMillis;
+            this.holders = java.util.List.copyOf(holders);
         }
 
         public int retryAfterMillis() {
             return retryAfterMillis;
+        }
+
+        /** Peers the busy one knows to hold the span (node ids), for the requester to ask instead. */
+        public java.util.List<String> holders() {
+            return holders;
         }
     }
 

@@ -56,51 +56,61 @@ public final class PeerServer implements AutoCloseable {
      * @param maxConnections    connections open at once, from everyone
      * @param peerRequestsPerSecond requests one address may make per second; 0 for no bound
      * @param peerBytesPerSecond bytes one address may be served per second; 0 for no bound
+     * @param uploadSlots       answers being sent at once, to everyone; past it BUSY naming the span's
+     *                          holders, so a hot span spreads through the nodes that have it; 0 for no bound
      */
     public record Settings(String clusterId, String nodeId, int maxFrame, int maxInFlight, Duration idleTimeout,
                            long uploadBytesPerSecond, SslContext tls, Duration handshakeTimeout, Duration frameDeadline,
                            int maxConnectionsPerAddress, int maxConnections, long peerRequestsPerSecond,
-                           long peerBytesPerSecond) {
+                           long peerBytesPerSecond, int uploadSlots) {
         public static Settings defaults(String clusterId, String nodeId) {
             return new Settings(clusterId, nodeId, FrameCodec.MAX_REQUEST_FRAME, 64, Duration.ofSeconds(120), 0, null,
-                    Duration.ofSeconds(10), Duration.ofSeconds(10), 16, 1024, 2_000, 1L << 30);
+                    Duration.ofSeconds(10), Duration.ofSeconds(10), 16, 1024, 2_000, 1L << 30, 0);
+        }
+
+        public Settings withUploadSlots(int slots) {
+            if (slots < 0) {
+                throw new IllegalArgumentException("upload slots are 0 (no bound) or more, not " + slots);
+            }
+            return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls, handshakeTimeout,
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond, slots);
         }
 
         public Settings withMaxInFlight(int n) {
             return new Settings(clusterId, nodeId, maxFrame, n, idleTimeout, uploadBytesPerSecond, tls, handshakeTimeout,
-                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withTls(SslContext context) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, context,
                     handshakeTimeout, frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond,
-                    peerBytesPerSecond);
+                    peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withIdleTimeout(Duration idle) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idle, uploadBytesPerSecond, tls, handshakeTimeout,
-                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withUploadBytesPerSecond(long rate) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, rate, tls, handshakeTimeout,
-                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+                    frameDeadline, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withDeadlines(Duration handshake, Duration frame) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls, handshake,
-                    frame, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond);
+                    frame, maxConnectionsPerAddress, maxConnections, peerRequestsPerSecond, peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withConnectionLimits(int perAddress, int total) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls,
-                    handshakeTimeout, frameDeadline, perAddress, total, peerRequestsPerSecond, peerBytesPerSecond);
+                    handshakeTimeout, frameDeadline, perAddress, total, peerRequestsPerSecond, peerBytesPerSecond, uploadSlots);
         }
 
         public Settings withPeerRates(long requestsPerSecond, long bytesPerSecond) {
             return new Settings(clusterId, nodeId, maxFrame, maxInFlight, idleTimeout, uploadBytesPerSecond, tls,
                     handshakeTimeout, frameDeadline, maxConnectionsPerAddress, maxConnections, requestsPerSecond,
-                    bytesPerSecond);
+                    bytesPerSecond, uploadSlots);
         }
     }
 
@@ -112,10 +122,15 @@ public final class PeerServer implements AutoCloseable {
     private final AtomicLong refusedRequests = new AtomicLong();
     private final ConnectionLimits limits;
     private final PeerRates rates;
+    /** Answers being sent now, node-wide; null: no bound. */
+    private final java.util.concurrent.Semaphore uploadSlots;
+    /** Requests answered BUSY because every upload slot was taken. */
+    private final AtomicLong busyForSlots = new AtomicLong();
     private final java.util.concurrent.atomic.AtomicBoolean memoryLogged = new java.util.concurrent.atomic.AtomicBoolean();
 
     private PeerServer(EventLoopGroup group, GlobalTrafficShapingHandler upload, ConnectionLimits limits, PeerRates rates,
-                       Channel server) {
+                       int uploadSlots, Channel server) {
+        this.uploadSlots = uploadSlots > 0 ? new java.util.concurrent.Semaphore(uploadSlots) : null;
         this.group = group;
         this.server = server;
         this.upload = upload;
@@ -155,7 +170,7 @@ public final class PeerServer implements AutoCloseable {
                             c.pipeline().addLast("serve", new Connection(settings, provider, self[0]));
                         }
                     }).bind(listen).sync().channel();
-            self[0] = new PeerServer(group, upload, limits, rates, ch);
+            self[0] = new PeerServer(group, upload, limits, rates, settings.uploadSlots(), ch);
             return self[0];
         } catch (RuntimeException | InterruptedException e) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
@@ -178,6 +193,11 @@ public final class PeerServer implements AutoCloseable {
      */
     public long refusedConnections() {
         return refusedConnections.get() + limits.refused.get();
+    }
+
+    /** Requests answered BUSY because every upload slot was taken (the holders were named instead). */
+    public long busyForSlots() {
+        return busyForSlots.get();
     }
 
     /** Requests answered BUSY because their sender was over its request or byte rate. */
@@ -320,6 +340,15 @@ public final class PeerServer implements AutoCloseable {
                 ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) Math.min(wait, 10_000)));
                 return;
             }
+            java.util.concurrent.Semaphore slots = server.uploadSlots;
+            if (slots != null && !slots.tryAcquire()) {
+                // every slot is sending: the span's holders serve it instead, and the swarm grows
+                server.busyForSlots.incrementAndGet();
+                List<String> holders = provider.holders(identity, request);
+                ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) WORKING_EVERY.toMillis(),
+                        holders.subList(0, Math.min(holders.size(), Frame.Busy.MAX_HOLDERS))));
+                return;
+            }
             inFlight++;
             CompletableFuture<List<byte[]>> answer = provider.serve(identity, request);
             long workingUntil = System.nanoTime() + WORKING_FOR.toNanos();
@@ -336,22 +365,33 @@ public final class PeerServer implements AutoCloseable {
                             ? c.getCause() : failure;
                     Frame.ErrorCode code = cause instanceof PeerException.Refused r ? r.code() : Frame.ErrorCode.FAILED;
                     ctx.writeAndFlush(new Frame.Error(request.stream(), code, String.valueOf(cause.getMessage())));
+                    if (slots != null) {
+                        slots.release();
+                    }
                     return;
                 }
                 List<byte[]> answers = chunks;
                 long sent = 0;
+                io.netty.channel.ChannelFuture last = null;
                 for (int i = 0; i < request.chunks().size(); i++) {
                     byte[] data = i < answers.size() ? answers.get(i) : null;
                     if (data == null) {
-                        ctx.write(new Frame.Miss(request.stream(), i));
+                        last = ctx.write(new Frame.Miss(request.stream(), i));
                     } else {
                         sent += data.length;
-                        ctx.write(new Frame.Data(request.stream(), i, data));
+                        last = ctx.write(new Frame.Data(request.stream(), i, data));
                     }
                 }
                 server.bytesServed.addAndGet(sent);
                 server.rates.served(identity.address(), sent);
                 ctx.flush();
+                if (slots != null) { // the slot is the uplink's: held until the last byte of the answer left
+                    if (last == null) {
+                        slots.release();
+                    } else {
+                        last.addListener(f -> slots.release());
+                    }
+                }
             }));
         }
 

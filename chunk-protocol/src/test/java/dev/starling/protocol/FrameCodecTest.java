@@ -45,6 +45,7 @@ class FrameCodecTest {
                 new Frame.Data(8, 0, new byte[0]),
                 new Frame.Miss(7, 0),
                 new Frame.Busy(9, 250),
+                new Frame.Busy(13, 500, List.of("10.0.0.7:7400", "node-b:7400")),
                 new Frame.Error(10, Frame.ErrorCode.REGISTRY_NOT_ALLOWED, "evil.example is not allowed"),
                 new Frame.Cancel(11),
                 new Frame.Working(12));

@@ -128,6 +128,11 @@ final class DaemonCommand implements Callable<Integer> {
                     + "keeps a serving node's uplink for its own work")
     long uploadRate;
 
+    @Option(names = "--upload-slots", paramLabel = "N",
+            description = "answers this node sends its peers at once (default: ${DEFAULT-VALUE}; 0: no bound); past it a "
+                    + "request is told BUSY with the span's other holders, so a hot span spreads through the nodes that have it")
+    int uploadSlots = DaemonConfig.DEFAULT_UPLOAD_SLOTS;
+
     @Option(names = "--hedge-after", paramLabel = "DURATION", converter = Sizes.DurationConverter.class,
             description = "how long a span's owner may take before the next peer is asked too, for what it holds "
                     + "(e.g. 1s, 500ms; default: 1s; 5s or more: no hedging)")
@@ -309,7 +314,7 @@ final class DaemonCommand implements Callable<Integer> {
                 noContainerd ? null : containerdSocket,
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
                 uploadRate, hedgeAfter, memoryTier, warmup, peerAccess, advertise != null ? address(advertise, "--advertise")
-                        : DaemonConfig.defaultAdvertise(listen, peers, System.getenv("POD_IP")));
+                        : DaemonConfig.defaultAdvertise(listen, peers, System.getenv("POD_IP")), uploadSlots);
         if (noStore && store != null) {
             throw new IllegalArgumentException("--store and --no-store contradict each other");
         }

@@ -29,16 +29,21 @@ import java.util.Set;
  * @param peerAccess who may read which blob over the peer port ({@link PeerAccess}): public blobs only, or
  *                   every blob for peers proving a cluster certificate (needs {@code tls})
  * @param advertise  where the others reach this node's peer port, and so its id; null for {@code peerListen}
+ * @param uploadSlots answers this node sends its peers at once; past it a request is told BUSY with the span's
+ *                   other holders, so a hot span spreads through the nodes that have it (0: no bound)
  */
 public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                            String clusterId, Set<String> allowRegistries, Long cacheBytes, InetSocketAddress metricsListen,
                            Tls tls, Store store, Path containerdSocket, ImageService imageService, long uploadBytesPerSecond,
                            java.time.Duration hedgeAfter, long memoryTierBytes, boolean warmup, PeerAccess.Mode peerAccess,
-                           InetSocketAddress advertise) {
+                           InetSocketAddress advertise, int uploadSlots) {
+    /** Answers sent to peers at once by default: each gets an eighth of the uplink, and a hot span's readers beyond go to its holders. */
+    public static final int DEFAULT_UPLOAD_SLOTS = 8;
+
     public DaemonConfig(Path root, Path socket, InetSocketAddress peerListen, List<InetSocketAddress> join, String zone,
                         String clusterId, Set<String> allowRegistries, Long cacheBytes) {
         this(root, socket, peerListen, join, zone, clusterId, allowRegistries, cacheBytes, null, null, null, null, null, 0, null,
-                DEFAULT_MEMORY_TIER_BYTES, false, PeerAccess.Mode.PUBLIC, null);
+                DEFAULT_MEMORY_TIER_BYTES, false, PeerAccess.Mode.PUBLIC, null, DEFAULT_UPLOAD_SLOTS);
     }
 
     /**
@@ -85,6 +90,9 @@ public record DaemonConfig(Path root, Path socket, InetSocketAddress peerListen,
     public static final int DEFAULT_PEER_PORT = 7400;
 
     public DaemonConfig {
+        if (uploadSlots < 0) {
+            throw new IllegalArgumentException("--upload-slots is 0 (no bound) or more, not " + uploadSlots);
+        }
         if (uploadBytesPerSecond < 0) {
             throw new IllegalArgumentException("the upload rate cannot be negative: " + uploadBytesPerSecond);
         }

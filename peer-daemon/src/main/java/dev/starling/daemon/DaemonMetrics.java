@@ -68,6 +68,10 @@ final class DaemonMetrics implements AutoCloseable {
             counter("starling_peer_fallbacks", "reads that went past a peer to the next source, by why", node,
                     d -> d.fallbacks.count(reason), "reason", reason.label());
         }
+        counter("starling_swarm_served", "spans a busy owner's holders served this node instead of it", node,
+                d -> d.fallbacks.servedByHolders());
+        counter("starling_peer_busy_upload_slots", "peer requests told BUSY (with the span's holders) because every upload slot was taken",
+                node, d -> d.peers.busyForSlots());
         Gauge.builder("starling_members", node, d -> d.membership.members().size()).description("live members, this node included")
                 .register(registry);
         Gauge.builder("starling_open_layers", node, d -> d.layers.layers().size()).register(registry);

@@ -17,6 +17,7 @@ import dev.starling.peer.PeerConnections;
 import dev.starling.peer.PeerFallbacks;
 import dev.starling.peer.PeerOrigin;
 import dev.starling.peer.Quarantine;
+import dev.starling.peer.SpanHolders;
 import dev.starling.protocol.ClusterTls;
 import dev.starling.protocol.Frame;
 import dev.starling.protocol.PeerServer;
@@ -105,9 +106,11 @@ final class Node implements AutoCloseable {
             // a node fetches for peers from the registries it is told to, and from those of images mounted here
             this.provider = new PeerChunkProvider(store, access, layers::openBlob,
                     (repository, blob, registryAllowed) -> layers.verifiedToc(client, repository, blob, registryAllowed),
-                    host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor, System::nanoTime);
+                    host -> config.allowRegistries().contains(host) || mountedRegistries.contains(host), executor, System::nanoTime)
+                    .withSwarm(new SpanHolders(store.options().fetchUnit(), System::nanoTime),
+                            id -> membership.members().stream().anyMatch(m -> m.nodeId().equals(id)));
             PeerServer.Settings settings = PeerServer.Settings.defaults(config.clusterId(), config.nodeId())
-                    .withUploadBytesPerSecond(config.uploadBytesPerSecond());
+                    .withUploadBytesPerSecond(config.uploadBytesPerSecond()).withUploadSlots(config.uploadSlots());
             if (tls != null) {
                 settings = settings.withTls(ClusterTls.server(tls.keyStore(), tls.password(), tls.trustStore()));
             }

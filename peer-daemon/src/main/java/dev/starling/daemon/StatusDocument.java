@@ -39,6 +39,8 @@ final class StatusDocument {
         s.put("forbiddenPeerRequests", node.provider.forbidden());
         s.put("refusedPeerConnections", node.peers.refusedConnections());
         s.put("rateLimitedPeerRequests", node.peers.refusedRequests());
+        s.put("servedByHolders", node.fallbacks.servedByHolders());
+        s.put("busyForUploadSlots", node.peers.busyForSlots());
         ObjectNode fell = s.putObject("peerFallbacks");
         node.fallbacks.counts().forEach((reason, n) -> fell.put(reason.label(), n));
         s.putObject("memory").put("residentBytes", ProcessMemory.residentBytes()).put("heapUsedBytes", ProcessMemory.heapUsedBytes())

@@ -62,6 +62,9 @@ public final class PeerChunkProvider implements ChunkProvider {
     private final AtomicLong refused = new AtomicLong();
     private final AtomicLong forbidden = new AtomicLong();
     private final AtomicLong fillBytes = new AtomicLong();
+    /** Who holds what this node sent, and whether a node id is a member now; null until {@link #withSwarm}. */
+    private volatile SpanHolders holders;
+    private volatile Predicate<String> isMember = id -> false;
 
     /**
      * @param openBlobs       the TOC and bytes of a blob open on this node, or null
@@ -87,11 +90,37 @@ public final class PeerChunkProvider implements ChunkProvider {
         VerifiedBlob fetch(ImageReference repository, Digest blob, boolean registryAllowed) throws IOException;
     }
 
+    /**
+     * Remembers which members this node sent whole spans to, and names them when its upload slots
+     * are all taken; a node id that is not a member now is neither recorded nor named.
+     */
+    public PeerChunkProvider withSwarm(SpanHolders holders, Predicate<String> isMember) {
+        this.holders = holders;
+        this.isMember = isMember;
+        return this;
+    }
+
+    @Override
+    public List<String> holders(PeerIdentity from, Frame.Request request) {
+        SpanHolders h = holders;
+        if (h == null || request.chunks().isEmpty()) {
+            return List.of();
+        }
+        return h.holders(request.locator().blobDigest(), request.chunks().getFirst().compressedOffset(), from.nodeId()).stream()
+                .filter(isMember).toList();
+    }
+
     @Override
     public CompletableFuture<List<byte[]>> serve(PeerIdentity from, Frame.Request request) {
         return CompletableFuture.supplyAsync(() -> {
             try {
-                return answer(from, request);
+                List<byte[]> answer = answer(from, request);
+                SpanHolders h = holders;
+                if (h != null && !request.chunks().isEmpty() && answer.stream().allMatch(java.util.Objects::nonNull)
+                        && isMember.test(from.nodeId())) {
+                    h.held(request.locator().blobDigest(), request.chunks().getFirst().compressedOffset(), from.nodeId());
+                }
+                return answer;
             } catch (PeerException e) {
                 throw new CompletionException(e);
             } catch (IOException | RuntimeException e) {

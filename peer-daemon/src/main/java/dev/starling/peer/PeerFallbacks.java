@@ -70,6 +70,18 @@ public final class PeerFallbacks {
         }
     }
 
+    /** Spans a BUSY owner's holders served instead of it (the swarm at work; not a fallback). */
+    private final java.util.concurrent.atomic.AtomicLong servedByHolders = new java.util.concurrent.atomic.AtomicLong();
+
+    void servedBySwarm() {
+        servedByHolders.incrementAndGet();
+    }
+
+    /** Spans a BUSY owner's holders served instead of it. */
+    public long servedByHolders() {
+        return servedByHolders.get();
+    }
+
     public long count(Reason reason) {
         return counts.get(reason).get();
     }

@@ -35,6 +35,14 @@ public final class PeerOrigin implements Origin {
     private static final Logger LOG = Logger.getLogger(PeerOrigin.class.getName());
     /** Owners asked before the registry: the owner, and the next one. */
     static final int OWNERS_TRIED = 2;
+    /** How often a BUSY owner is asked again (after its retry-after, its holders tried first) before the next source. */
+    static final int BUSY_RETRIES = 20;
+    /** A BUSY owner is waited for only when it asks for no more than this (its slots); over its rate, the next source is asked. */
+    static final int MAX_BUSY_WAIT_MILLIS = 1000;
+    /** Holders a BUSY answer names that are asked, one after the other, before the owner is asked again. */
+    static final int HOLDERS_TRIED = 3;
+    /** Where a BUSY owner's holders are asked: off the connections' event loops, which must not block. */
+    private static final java.util.concurrent.Executor SWARM = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
 
     /**
      * What every layer's peer origin on a node shares.
@@ -202,7 +210,7 @@ public final class PeerOrigin implements Origin {
         // the client fails a request when its peer goes silent for the timeout; one that keeps sending is
         // waited for, up to the client's cap: a saturated peer makes a read slower, never fail
         long deadline = System.nanoTime() + dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos() + TimeUnit.SECONDS.toNanos(1);
-        java.util.concurrent.CompletableFuture<List<byte[]>> first = request(peer, locator, refs);
+        java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, chunks, BUSY_RETRIES);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {
             return accept(peer, chunks, answers);
@@ -261,6 +269,80 @@ public final class PeerOrigin implements Origin {
         pending.keySet().forEach(f -> f.cancel(true));
         node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no complete answer within "
                 + dev.starling.protocol.PeerClient.PROGRESS_CAP.toSeconds() + " s");
+        return null;
+    }
+
+    /**
+     * The owner's answer; when the owner is BUSY (every upload slot taken), the answer of one of the
+     * holders it names (asked for what they hold, each chunk verified here), else the owner's again
+     * after its retry-after, up to {@code busyLeft} times: a hot span reaches this node through the
+     * nodes that have it, and only an owner busy for good sends it to the next source.
+     */
+    private java.util.concurrent.CompletableFuture<List<byte[]>> fromOwnerOrHolders(Member owner, Frame.Locator locator,
+            List<Frame.ChunkRef> refs, List<Chunk> chunks, int busyLeft) throws IOException {
+        return request(owner, locator, refs).exceptionallyComposeAsync(failure -> {
+            Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                    ? c.getCause() : failure;
+            if (!(cause instanceof PeerException.Busy busy) || busyLeft == 0 || busy.retryAfterMillis() > MAX_BUSY_WAIT_MILLIS) {
+                return java.util.concurrent.CompletableFuture.failedFuture(cause); // over its rate: the next source
+            }
+            List<byte[]> held = fromHolders(busy.holders(), owner, locator.askingHeldOnly(), refs, chunks);
+            if (held != null) {
+                return java.util.concurrent.CompletableFuture.completedFuture(held);
+            }
+            java.util.concurrent.Executor later = java.util.concurrent.CompletableFuture.delayedExecutor(
+                    Math.max(50, busy.retryAfterMillis()), TimeUnit.MILLISECONDS, SWARM);
+            return java.util.concurrent.CompletableFuture.supplyAsync(() -> null, later).thenCompose(nothing -> {
+                try {
+                    return fromOwnerOrHolders(owner, locator, refs, chunks, busyLeft - 1);
+                } catch (IOException e) {
+                    return java.util.concurrent.CompletableFuture.failedFuture(e);
+                }
+            });
+        }, SWARM);
+    }
+
+    /**
+     * The chunks from the first of {@code holders} (members other than this node and the owner, not
+     * quarantined) that has them all, each verified here (a holder that lies is quarantined); null
+     * when none of the first few has them.
+     */
+    private List<byte[]> fromHolders(List<String> holders, Member owner, Frame.Locator heldOnly, List<Frame.ChunkRef> refs,
+                                     List<Chunk> chunks) {
+        Member self = node.membership().self();
+        int tried = 0;
+        for (String id : holders) {
+            if (tried == HOLDERS_TRIED) {
+                break;
+            }
+            if (id.equals(self.nodeId()) || id.equals(owner.nodeId()) || node.quarantine().isQuarantined(id)) {
+                continue;
+            }
+            Member holder = node.membership().members().stream().filter(m -> m.nodeId().equals(id)).findFirst().orElse(null);
+            if (holder == null) {
+                continue; // not a member (any more): a name is only a hint
+            }
+            tried++;
+            try {
+                List<byte[]> got = request(holder, heldOnly, refs).get(node.timeout().toMillis(), TimeUnit.MILLISECONDS);
+                if (got.size() != chunks.size() || got.stream().anyMatch(java.util.Objects::isNull)) {
+                    continue; // it has not got them all (yet): the next one, or the owner again
+                }
+                for (int i = 0; i < chunks.size(); i++) {
+                    ChunkDecoder.verify(chunks.get(i), got.get(i));
+                }
+                node.fallbacks().servedBySwarm();
+                return got;
+            } catch (VerificationException bad) {
+                node.quarantine().quarantine(id, bad.getMessage());
+                node.fallbacks().record(id, PeerFallbacks.Reason.VIOLATION, bad.getMessage());
+            } catch (ExecutionException | TimeoutException | IOException e) {
+                // busy, gone or slow: the next one
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return null;
+            }
+        }
         return null;
     }
 

@@ -221,4 +221,114 @@ class PeerOriginTest {
         java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> origin.fetch(run));
         assertTrue(e.getMessage().contains("503"), e.getMessage());
     }
+
+    /** A three-member cluster in which "owner" (one upload slot, held by another requester) owns the span and "holder" has it. */
+    private final class Swarm implements AutoCloseable {
+        final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        /** The servers' own threads: the common pool has one thread on two cores, and the occupier blocks one. */
+        final java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
+        final java.util.concurrent.CountDownLatch occupied = new java.util.concurrent.CountDownLatch(1);
+        final List<Boolean> holderAskedHeldOnly = new CopyOnWriteArrayList<>();
+        final java.util.concurrent.atomic.AtomicInteger ownerServed = new java.util.concurrent.atomic.AtomicInteger();
+        final PeerServer ownerServer;
+        final PeerServer holderServer;
+        final PeerConnections swarmConnections = new PeerConnections(CLUSTER, "self", Duration.ofSeconds(2), null);
+        final PeerFallbacks swarmFallbacks = new PeerFallbacks();
+        final PeerOrigin swarmOrigin;
+        final List<Chunk> run;
+        final dev.starling.protocol.PeerClient occupier;
+        final CompletableFuture<List<byte[]>> occupying;
+
+        Swarm(List<String> holdersNamed) throws Exception {
+            ownerServer = PeerServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+                    PeerServer.Settings.defaults(CLUSTER, "owner").withUploadSlots(1), new dev.starling.protocol.ChunkProvider() {
+                        @Override
+                        public CompletableFuture<List<byte[]>> serve(dev.starling.protocol.PeerIdentity from, Frame.Request request) {
+                            return CompletableFuture.supplyAsync(() -> {
+                                if (from.nodeId().equals("occupier")) {
+                                    occupied.countDown();
+                                    try {
+                                        release.await(30, TimeUnit.SECONDS);
+                                    } catch (InterruptedException e) {
+                                        Thread.currentThread().interrupt();
+                                    }
+                                } else {
+                                    ownerServed.incrementAndGet();
+                                }
+                                return answer(request);
+                            }, threads);
+                        }
+
+                        @Override
+                        public List<String> holders(dev.starling.protocol.PeerIdentity from, Frame.Request request) {
+                            return holdersNamed;
+                        }
+                    });
+            holderServer = PeerServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+                    PeerServer.Settings.defaults(CLUSTER, "holder"), (from, request) -> CompletableFuture.supplyAsync(() -> {
+                        holderAskedHeldOnly.add(request.locator().heldOnly());
+                        return answer(request);
+                    }, threads));
+            Member owner = new Member("owner", ownerServer.address(), "zone-a");
+            Member holder = new Member("holder", holderServer.address(), "zone-a");
+            List<Member> members = List.of(self, owner, holder);
+            long span = 0;
+            while (!Placement.owners(blobDigest, span, members, "zone-a").getFirst().nodeId().equals("owner")) {
+                span++;
+            }
+            List<Chunk> chunks = new ArrayList<>();
+            for (int i = blob.index().firstChunkFrom(span * UNIT); i < blob.index().chunkTotal() && chunks.size() < 50; i++) {
+                Chunk c = blob.index().chunkAt(i);
+                if (c != null && c.digest() != null && Placement.span(c.compressedOffset(), UNIT) == span) {
+                    chunks.add(c);
+                }
+            }
+            run = chunks;
+            PeerAccess access = new PeerAccess(PeerAccess.Mode.PUBLIC, (r, repo, b) -> true, now::get);
+            PeerOrigin.Peers peers = new PeerOrigin.Peers(new StaticMembership(self, members), swarmConnections, quarantine,
+                    access, swarmFallbacks, UNIT, Duration.ofSeconds(3), Duration.ofSeconds(3));
+            Frame.Locator where = new Frame.Locator("registry.test", "app", blobDigest, blob.tocDigest(), false, false, 0, 0);
+            swarmOrigin = new PeerOrigin(where, peers, new RegistryOrigin(registryBlob, new ChunkDecoder(blob.footer().format()), store));
+            occupier = dev.starling.protocol.PeerClient.connect(ownerServer.address(), CLUSTER, "occupier", Duration.ofSeconds(2), null,
+                    dev.starling.protocol.FrameCodec.DEFAULT_MAX_FRAME);
+            List<Frame.ChunkRef> one = List.of(new Frame.ChunkRef(run.getFirst().compressedOffset(), run.getFirst().compressedEnd(),
+                    (int) run.getFirst().innerOffset(), (int) run.getFirst().size(), run.getFirst().digest()));
+            occupying = occupier.request(where.span(run.getFirst().compressedOffset(), 1), one, Duration.ofSeconds(60));
+            assertTrue(occupied.await(10, TimeUnit.SECONDS), "the owner's one upload slot is taken");
+        }
+
+        @Override
+        public void close() {
+            release.countDown();
+            occupier.close();
+            swarmConnections.close();
+            ownerServer.close();
+            holderServer.close();
+            threads.shutdownNow();
+        }
+    }
+
+    @Test
+    void aBusyOwnerSendsTheReaderToAHolderOfTheSpan() throws Exception {
+        try (Swarm swarm = new Swarm(List.of("holder"))) {
+            assertRight(swarm.run, swarm.swarmOrigin.fetch(swarm.run));
+            assertEquals(List.of(true), swarm.holderAskedHeldOnly, "the holder was asked once, for what it holds");
+            assertEquals(0, swarm.ownerServed.get());
+            assertEquals(1, swarm.swarmFallbacks.servedByHolders());
+            assertEquals(0, registryBlob.requests.get(), "and the registry not at all");
+            assertEquals(0, swarm.swarmFallbacks.counts().values().stream().mapToLong(Long::longValue).sum(), "no fallback");
+        }
+    }
+
+    @Test
+    void aBusyOwnerThatNamesNoHolderIsAskedAgainWhenItsSlotIsFree() throws Exception {
+        try (Swarm swarm = new Swarm(List.of())) {
+            CompletableFuture.delayedExecutor(1200, TimeUnit.MILLISECONDS, swarm.threads).execute(swarm.release::countDown);
+            assertRight(swarm.run, swarm.swarmOrigin.fetch(swarm.run));
+            assertEquals(1, swarm.ownerServed.get(), "the owner served it once its slot was free");
+            assertEquals(List.of(), swarm.holderAskedHeldOnly);
+            assertEquals(0, registryBlob.requests.get(), "not the registry: the owner was only busy");
+            assertEquals(0, swarm.swarmFallbacks.count(PeerFallbacks.Reason.BUSY));
+        }
+    }
 }

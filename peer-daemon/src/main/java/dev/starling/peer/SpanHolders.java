@@ -1,0 +1,71 @@
+package dev.starling.peer;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.LongSupplier;
+
+/**
+ * Who holds which span, as a server learns it: each peer it sent a whole span's chunks to holds
+ * them once it verified them. When every upload slot is taken the server names them (BUSY with
+ * holders), so a span read by a whole cluster at once reaches it through every node that has it,
+ * not through its owner alone. A hint, no more: a holder that lacks the span answers MISS, and every
+ * chunk is verified by its requester whoever sent it. Bounded (spans, holders per span, their age),
+ * time injected.
+ */
+public final class SpanHolders {
+    /** Spans remembered: a scale-out reads a few GB, a few thousand 2 MiB spans. */
+    static final int MAX_SPANS = 8192;
+    /** Holders remembered per span, most recent first: as many as a BUSY answer names. */
+    static final int PER_SPAN = 16;
+    /** How long a holder is named: nodes evict and leave. */
+    static final long KEPT_NANOS = 10L * 60 * 1_000_000_000L;
+
+    private record Span(String blob, long index) {
+    }
+
+    private final long fetchUnit;
+    private final LongSupplier nanoTime;
+    /** Per span, holders and when they were recorded, most recent last; spans least recently touched first. */
+    private final LinkedHashMap<Span, LinkedHashMap<String, Long>> spans = new LinkedHashMap<>(64, 0.75f, true);
+
+    /** @param fetchUnit the span placement hashes (a node's fetch unit, the same across the cluster) */
+    public SpanHolders(long fetchUnit, LongSupplier nanoTime) {
+        this.fetchUnit = fetchUnit;
+        this.nanoTime = nanoTime;
+    }
+
+    private Span span(String blob, long compressedOffset) {
+        return new Span(blob, compressedOffset / fetchUnit);
+    }
+
+    /** {@code nodeId} was sent the chunks of the span at {@code compressedOffset} of {@code blob}. */
+    public synchronized void held(String blob, long compressedOffset, String nodeId) {
+        LinkedHashMap<String, Long> holders = spans.computeIfAbsent(span(blob, compressedOffset), s -> new LinkedHashMap<>());
+        holders.remove(nodeId);
+        holders.put(nodeId, nanoTime.getAsLong());
+        if (holders.size() > PER_SPAN) {
+            holders.remove(holders.keySet().iterator().next());
+        }
+        if (spans.size() > MAX_SPANS) {
+            Iterator<Map.Entry<Span, LinkedHashMap<String, Long>>> eldest = spans.entrySet().iterator();
+            eldest.next();
+            eldest.remove();
+        }
+    }
+
+    /** The holders of the span at {@code compressedOffset}, most recent first, {@code asker} left out. */
+    public synchronized List<String> holders(String blob, long compressedOffset, String asker) {
+        LinkedHashMap<String, Long> holders = spans.get(span(blob, compressedOffset));
+        if (holders == null) {
+            return List.of();
+        }
+        long now = nanoTime.getAsLong();
+        holders.values().removeIf(at -> now - at > KEPT_NANOS);
+        List<String> out = new ArrayList<>(holders.keySet());
+        out.remove(asker);
+        return out.reversed();
+    }
+}

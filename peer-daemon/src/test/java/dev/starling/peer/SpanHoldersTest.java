@@ -1,0 +1,43 @@
+package dev.starling.peer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/** Who holds a span, as a server learns it: most recent first, bounded, and forgotten in time. */
+class SpanHoldersTest {
+    static final long UNIT = 2L << 20;
+    static final String BLOB = "sha256:" + "ab".repeat(32);
+
+    @Test
+    void holdersOfASpanAreNamedMostRecentFirstWithoutTheAsker() {
+        AtomicLong now = new AtomicLong(1);
+        SpanHolders h = new SpanHolders(UNIT, now::get);
+        h.held(BLOB, 10, "a:1");
+        h.held(BLOB, UNIT - 1, "b:1"); // the same 2 MiB span
+        h.held(BLOB, UNIT, "c:1"); // the next one
+        assertEquals(List.of("b:1", "a:1"), h.holders(BLOB, 5000, "x:1"));
+        assertEquals(List.of("a:1"), h.holders(BLOB, 5000, "b:1"), "a node is not sent to itself");
+        assertEquals(List.of("c:1"), h.holders(BLOB, UNIT + 7, "x:1"));
+        assertEquals(List.of(), h.holders("sha256:" + "cd".repeat(32), 10, "x:1"), "another blob's span is another span");
+        h.held(BLOB, 10, "a:1");
+        assertEquals(List.of("a:1", "b:1"), h.holders(BLOB, 10, "x:1"), "a holder seen again is the most recent");
+    }
+
+    @Test
+    void aSpanNamesAtMostSixteenAndForgetsHoldersInTenMinutes() {
+        AtomicLong now = new AtomicLong(1);
+        SpanHolders h = new SpanHolders(UNIT, now::get);
+        for (int i = 0; i < 40; i++) {
+            h.held(BLOB, 0, "node-" + i + ":1");
+        }
+        List<String> named = h.holders(BLOB, 0, "x:1");
+        assertEquals(SpanHolders.PER_SPAN, named.size());
+        assertEquals("node-39:1", named.getFirst());
+        now.addAndGet(SpanHolders.KEPT_NANOS + 1);
+        h.held(BLOB, 0, "fresh:1");
+        assertEquals(List.of("fresh:1"), h.holders(BLOB, 0, "x:1"), "nodes evict and leave: an old name is not given");
+    }
+}
