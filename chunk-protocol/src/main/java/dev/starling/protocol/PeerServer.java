@@ -42,6 +42,8 @@ public final class PeerServer implements AutoCloseable {
      * requester should go elsewhere after its own timeout of silence.
      */
     public static final Duration WORKING_FOR = Duration.ofSeconds(30);
+    /** When a request told BUSY for want of an upload slot may ask again: about how long a 2 MiB span takes to send. */
+    public static final Duration SLOT_RETRY_AFTER = Duration.ofMillis(500);
     private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
 
     /**
@@ -345,7 +347,7 @@ public final class PeerServer implements AutoCloseable {
                 // every slot is sending: the span's holders serve it instead, and the swarm grows
                 server.busyForSlots.incrementAndGet();
                 List<String> holders = provider.holders(identity, request);
-                ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) WORKING_EVERY.toMillis(),
+                ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) SLOT_RETRY_AFTER.toMillis(),
                         holders.subList(0, Math.min(holders.size(), Frame.Busy.MAX_HOLDERS))));
                 return;
             }

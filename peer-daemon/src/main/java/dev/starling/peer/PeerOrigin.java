@@ -210,10 +210,12 @@ public final class PeerOrigin implements Origin {
         // the client fails a request when its peer goes silent for the timeout; one that keeps sending is
         // waited for, up to the client's cap: a saturated peer makes a read slower, never fail
         long deadline = System.nanoTime() + dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos() + TimeUnit.SECONDS.toNanos(1);
-        java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, chunks, BUSY_RETRIES);
+        // who sent the owner's answer: the owner, or a holder it named when it was busy
+        java.util.concurrent.atomic.AtomicReference<Member> servedBy = new java.util.concurrent.atomic.AtomicReference<>(peer);
+        java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, servedBy, BUSY_RETRIES);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {
-            return accept(peer, chunks, answers);
+            return acceptFromOwner(peer, servedBy, chunks, answers);
         }
         if (first.isCompletedExceptionally()) {
             return null; // it failed, and its failure is counted: not waited for (nor counted) again
@@ -225,7 +227,7 @@ public final class PeerOrigin implements Origin {
                 node.fallbacks().record(peer.nodeId(), PeerFallbacks.Reason.TIMEOUT, "no answer within "
                         + dev.starling.protocol.PeerClient.PROGRESS_CAP.toSeconds() + " s");
             }
-            return answers == null ? null : accept(peer, chunks, answers);
+            return answers == null ? null : acceptFromOwner(peer, servedBy, chunks, answers);
         }
         LOG.fine("peer " + peer.nodeId() + " has not answered in " + hedgeAfter.toMillis() + " ms; asking " + next.nodeId() + " too");
         // the hedge asks for what the next owner holds, never for a fill: a slow owner is usually
@@ -259,7 +261,8 @@ public final class PeerOrigin implements Origin {
                 if (got != null && e.getKey() == second && got.stream().anyMatch(java.util.Objects::isNull)) {
                     continue; // the next owner lacks some: wait for the owner, which fetches them once for all
                 }
-                Span span = got == null ? null : accept(e.getValue(), chunks, got);
+                Span span = got == null ? null : e.getKey() == first ? acceptFromOwner(peer, servedBy, chunks, got)
+                        : accept(e.getValue(), chunks, got);
                 if (span != null) {
                     pending.keySet().forEach(f -> f.cancel(true)); // the slower answer is not needed
                     return span;
@@ -274,19 +277,20 @@ public final class PeerOrigin implements Origin {
 
     /**
      * The owner's answer; when the owner is BUSY (every upload slot taken), the answer of one of the
-     * holders it names (asked for what they hold, each chunk verified here), else the owner's again
+     * holders it names (asked for what they hold), else the owner's again
      * after its retry-after, up to {@code busyLeft} times: a hot span reaches this node through the
      * nodes that have it, and only an owner busy for good sends it to the next source.
      */
     private java.util.concurrent.CompletableFuture<List<byte[]>> fromOwnerOrHolders(Member owner, Frame.Locator locator,
-            List<Frame.ChunkRef> refs, List<Chunk> chunks, int busyLeft) throws IOException {
+            List<Frame.ChunkRef> refs, java.util.concurrent.atomic.AtomicReference<Member> servedBy, int busyLeft)
+            throws IOException {
         return request(owner, locator, refs).exceptionallyComposeAsync(failure -> {
             Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
                     ? c.getCause() : failure;
             if (!(cause instanceof PeerException.Busy busy) || busyLeft == 0 || busy.retryAfterMillis() > MAX_BUSY_WAIT_MILLIS) {
                 return java.util.concurrent.CompletableFuture.failedFuture(cause); // over its rate: the next source
             }
-            List<byte[]> held = fromHolders(busy.holders(), owner, locator.askingHeldOnly(), refs, chunks);
+            List<byte[]> held = fromHolders(busy.holders(), owner, locator.askingHeldOnly(), refs, servedBy);
             if (held != null) {
                 return java.util.concurrent.CompletableFuture.completedFuture(held);
             }
@@ -294,7 +298,7 @@ public final class PeerOrigin implements Origin {
                     Math.max(50, busy.retryAfterMillis()), TimeUnit.MILLISECONDS, SWARM);
             return java.util.concurrent.CompletableFuture.supplyAsync(() -> null, later).thenCompose(nothing -> {
                 try {
-                    return fromOwnerOrHolders(owner, locator, refs, chunks, busyLeft - 1);
+                    return fromOwnerOrHolders(owner, locator, refs, servedBy, busyLeft - 1);
                 } catch (IOException e) {
                     return java.util.concurrent.CompletableFuture.failedFuture(e);
                 }
@@ -303,12 +307,13 @@ public final class PeerOrigin implements Origin {
     }
 
     /**
-     * The chunks from the first of {@code holders} (members other than this node and the owner, not
-     * quarantined) that has them all, each verified here (a holder that lies is quarantined); null
-     * when none of the first few has them.
+     * The complete answer of the first of {@code holders} (members other than this node and the
+     * owner, not quarantined) that has every chunk, its sender set in {@code servedBy}; null when none
+     * of the first few has them all. The answer is verified where every answer is ({@link #accept}),
+     * which quarantines a holder that lies.
      */
     private List<byte[]> fromHolders(List<String> holders, Member owner, Frame.Locator heldOnly, List<Frame.ChunkRef> refs,
-                                     List<Chunk> chunks) {
+                                     java.util.concurrent.atomic.AtomicReference<Member> servedBy) {
         Member self = node.membership().self();
         int tried = 0;
         for (String id : holders) {
@@ -325,17 +330,11 @@ public final class PeerOrigin implements Origin {
             tried++;
             try {
                 List<byte[]> got = request(holder, heldOnly, refs).get(node.timeout().toMillis(), TimeUnit.MILLISECONDS);
-                if (got.size() != chunks.size() || got.stream().anyMatch(java.util.Objects::isNull)) {
+                if (got.size() != refs.size() || got.stream().anyMatch(java.util.Objects::isNull)) {
                     continue; // it has not got them all (yet): the next one, or the owner again
                 }
-                for (int i = 0; i < chunks.size(); i++) {
-                    ChunkDecoder.verify(chunks.get(i), got.get(i));
-                }
-                node.fallbacks().servedBySwarm();
+                servedBy.set(holder);
                 return got;
-            } catch (VerificationException bad) {
-                node.quarantine().quarantine(id, bad.getMessage());
-                node.fallbacks().record(id, PeerFallbacks.Reason.VIOLATION, bad.getMessage());
             } catch (ExecutionException | TimeoutException | IOException e) {
                 // busy, gone or slow: the next one
             } catch (InterruptedException e) {
@@ -344,6 +343,17 @@ public final class PeerOrigin implements Origin {
             }
         }
         return null;
+    }
+
+    /** {@link #accept} of the owner's answer, from whoever sent it; a holder's verified answer counts as the swarm's. */
+    private Span acceptFromOwner(Member owner, java.util.concurrent.atomic.AtomicReference<Member> servedBy, List<Chunk> chunks,
+                                 List<byte[]> answers) throws IOException {
+        Member from = servedBy.get();
+        Span span = accept(from, chunks, answers);
+        if (span != null && from != owner) {
+            node.fallbacks().servedBySwarm();
+        }
+        return span;
     }
 
     /**

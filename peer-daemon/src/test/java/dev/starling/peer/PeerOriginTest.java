@@ -331,4 +331,17 @@ class PeerOriginTest {
             assertEquals(0, swarm.swarmFallbacks.count(PeerFallbacks.Reason.BUSY));
         }
     }
+
+    @Test
+    void aHolderThatLiesIsQuarantinedAndTheReadComesRightFromTheNextSource() throws Exception {
+        try (Swarm swarm = new Swarm(List.of("holder"))) {
+            mode = "lie"; // the owner's occupied slot is not asked again; the holder sends each chunk with a byte flipped
+            assertRight(swarm.run, swarm.swarmOrigin.fetch(swarm.run));
+            assertTrue(quarantine.isQuarantined("holder"), "the holder, not the owner that named it");
+            assertTrue(!quarantine.isQuarantined("owner"));
+            assertEquals(1, swarm.swarmFallbacks.count(PeerFallbacks.Reason.VIOLATION));
+            assertEquals(0, swarm.swarmFallbacks.servedByHolders(), "nothing of a lying holder is counted as served");
+            assertEquals(1, registryBlob.requests.get());
+        }
+    }
 }
