@@ -21,4 +21,12 @@ public interface ChunkProvider {
     default List<String> holders(PeerIdentity from, Frame.Request request) {
         return List.of();
     }
+
+    /**
+     * The last byte of a complete answer to {@code request} (no chunk missed) has left for
+     * {@code from}: it holds the chunks once it has verified them, and may be named to others then,
+     * not while it is still receiving them.
+     */
+    default void sent(PeerIdentity from, Frame.Request request) {
+    }
 }

@@ -374,10 +374,12 @@ public final class PeerServer implements AutoCloseable {
                 }
                 List<byte[]> answers = chunks;
                 long sent = 0;
+                boolean complete = true;
                 io.netty.channel.ChannelFuture last = null;
                 for (int i = 0; i < request.chunks().size(); i++) {
                     byte[] data = i < answers.size() ? answers.get(i) : null;
                     if (data == null) {
+                        complete = false;
                         last = ctx.write(new Frame.Miss(request.stream(), i));
                     } else {
                         sent += data.length;
@@ -387,12 +389,20 @@ public final class PeerServer implements AutoCloseable {
                 server.bytesServed.addAndGet(sent);
                 server.rates.served(identity.address(), sent);
                 ctx.flush();
-                if (slots != null) { // the slot is the uplink's: held until the last byte of the answer left
-                    if (last == null) {
+                boolean held = complete && last != null;
+                if (last == null) {
+                    if (slots != null) {
                         slots.release();
-                    } else {
-                        last.addListener(f -> slots.release());
                     }
+                } else { // the slot is the uplink's: held until the last byte of the answer left
+                    last.addListener(f -> {
+                        if (slots != null) {
+                            slots.release();
+                        }
+                        if (held && f.isSuccess()) {
+                            provider.sent(identity, request);
+                        }
+                    });
                 }
             }));
         }

@@ -111,16 +111,18 @@ public final class PeerChunkProvider implements ChunkProvider {
     }
 
     @Override
+    public void sent(PeerIdentity from, Frame.Request request) {
+        SpanHolders h = holders;
+        if (h != null && !request.chunks().isEmpty() && isMember.test(from.nodeId())) {
+            h.held(request.locator().blobDigest(), request.chunks().getFirst().compressedOffset(), from.nodeId());
+        }
+    }
+
+    @Override
     public CompletableFuture<List<byte[]>> serve(PeerIdentity from, Frame.Request request) {
         return CompletableFuture.supplyAsync(() -> {
             try {
-                List<byte[]> answer = answer(from, request);
-                SpanHolders h = holders;
-                if (h != null && !request.chunks().isEmpty() && answer.stream().allMatch(java.util.Objects::nonNull)
-                        && isMember.test(from.nodeId())) {
-                    h.held(request.locator().blobDigest(), request.chunks().getFirst().compressedOffset(), from.nodeId());
-                }
-                return answer;
+                return answer(from, request);
             } catch (PeerException e) {
                 throw new CompletionException(e);
             } catch (IOException | RuntimeException e) {

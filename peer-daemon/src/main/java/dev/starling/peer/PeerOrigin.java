@@ -35,12 +35,6 @@ public final class PeerOrigin implements Origin {
     private static final Logger LOG = Logger.getLogger(PeerOrigin.class.getName());
     /** Owners asked before the registry: the owner, and the next one. */
     static final int OWNERS_TRIED = 2;
-    /** How often a BUSY owner is asked again (after its retry-after, its holders tried first) before the next source. */
-    static final int BUSY_RETRIES = 20;
-    /** A BUSY owner is waited for only when it asks for no more than this (its slots); over its rate, the next source is asked. */
-    static final int MAX_BUSY_WAIT_MILLIS = 1000;
-    /** Holders a BUSY answer names that are asked, one after the other, before the owner is asked again. */
-    static final int HOLDERS_TRIED = 3;
     /** Where a BUSY owner's holders are asked: off the connections' event loops, which must not block. */
     private static final java.util.concurrent.Executor SWARM = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
 
@@ -212,7 +206,10 @@ public final class PeerOrigin implements Origin {
         long deadline = System.nanoTime() + dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos() + TimeUnit.SECONDS.toNanos(1);
         // who sent the owner's answer: the owner, or a holder it named when it was busy
         java.util.concurrent.atomic.AtomicReference<Member> servedBy = new java.util.concurrent.atomic.AtomicReference<>(peer);
-        java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, servedBy, BUSY_RETRIES);
+        SwarmWait swarm = new SwarmWait(node.membership().self().nodeId(), peer.nodeId(),
+                id -> !node.quarantine().isQuarantined(id) && member(id) != null, System::nanoTime,
+                dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos());
+        java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, servedBy, swarm);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {
             return acceptFromOwner(peer, servedBy, chunks, answers);
@@ -277,28 +274,32 @@ public final class PeerOrigin implements Origin {
 
     /**
      * The owner's answer; when the owner is BUSY (every upload slot taken), the answer of one of the
-     * holders it names (asked for what they hold), else the owner's again
-     * after its retry-after, up to {@code busyLeft} times: a hot span reaches this node through the
-     * nodes that have it, and only an owner busy for good sends it to the next source.
+     * holders it names (asked for what they hold), else the owner's again after its retry-after, as
+     * {@link SwarmWait} decides: a hot span reaches this node through the nodes that have it, and
+     * only an owner busy for good sends it to the next source.
      */
     private java.util.concurrent.CompletableFuture<List<byte[]>> fromOwnerOrHolders(Member owner, Frame.Locator locator,
-            List<Frame.ChunkRef> refs, java.util.concurrent.atomic.AtomicReference<Member> servedBy, int busyLeft)
+            List<Frame.ChunkRef> refs, java.util.concurrent.atomic.AtomicReference<Member> servedBy, SwarmWait swarm)
             throws IOException {
         return request(owner, locator, refs).exceptionallyComposeAsync(failure -> {
             Throwable cause = failure instanceof java.util.concurrent.CompletionException c && c.getCause() != null
                     ? c.getCause() : failure;
-            if (!(cause instanceof PeerException.Busy busy) || busyLeft == 0 || busy.retryAfterMillis() > MAX_BUSY_WAIT_MILLIS) {
-                return java.util.concurrent.CompletableFuture.failedFuture(cause); // over its rate: the next source
+            if (!(cause instanceof PeerException.Busy busy)) {
+                return java.util.concurrent.CompletableFuture.failedFuture(cause);
             }
-            List<byte[]> held = fromHolders(busy.holders(), owner, locator.askingHeldOnly(), refs, servedBy);
+            swarm.ownerBusy(busy.holders());
+            List<byte[]> held = fromHolders(swarm, locator.askingHeldOnly(), refs, servedBy);
             if (held != null) {
                 return java.util.concurrent.CompletableFuture.completedFuture(held);
             }
-            java.util.concurrent.Executor later = java.util.concurrent.CompletableFuture.delayedExecutor(
-                    Math.max(50, busy.retryAfterMillis()), TimeUnit.MILLISECONDS, SWARM);
+            long wait = swarm.retryOwnerAfterMillis(busy.retryAfterMillis());
+            if (wait < 0) {
+                return java.util.concurrent.CompletableFuture.failedFuture(cause); // over its rate, or busy for good: the next source
+            }
+            java.util.concurrent.Executor later = java.util.concurrent.CompletableFuture.delayedExecutor(wait, TimeUnit.MILLISECONDS, SWARM);
             return java.util.concurrent.CompletableFuture.supplyAsync(() -> null, later).thenCompose(nothing -> {
                 try {
-                    return fromOwnerOrHolders(owner, locator, refs, servedBy, busyLeft - 1);
+                    return fromOwnerOrHolders(owner, locator, refs, servedBy, swarm);
                 } catch (IOException e) {
                     return java.util.concurrent.CompletableFuture.failedFuture(e);
                 }
@@ -307,27 +308,18 @@ public final class PeerOrigin implements Origin {
     }
 
     /**
-     * The complete answer of the first of {@code holders} (members other than this node and the
-     * owner, not quarantined) that has every chunk, its sender set in {@code servedBy}; null when none
-     * of the first few has them all. The answer is verified where every answer is ({@link #accept}),
-     * which quarantines a holder that lies.
+     * The complete answer of the first holder of this round of {@code swarm} that has every chunk,
+     * its sender set in {@code servedBy}; null when none has them all. A busy holder's own holders
+     * join the round. The answer is verified where every answer is ({@link #accept}), which
+     * quarantines a holder that lies.
      */
-    private List<byte[]> fromHolders(List<String> holders, Member owner, Frame.Locator heldOnly, List<Frame.ChunkRef> refs,
+    private List<byte[]> fromHolders(SwarmWait swarm, Frame.Locator heldOnly, List<Frame.ChunkRef> refs,
                                      java.util.concurrent.atomic.AtomicReference<Member> servedBy) {
-        Member self = node.membership().self();
-        int tried = 0;
-        for (String id : holders) {
-            if (tried == HOLDERS_TRIED) {
-                break;
-            }
-            if (id.equals(self.nodeId()) || id.equals(owner.nodeId()) || node.quarantine().isQuarantined(id)) {
-                continue;
-            }
-            Member holder = node.membership().members().stream().filter(m -> m.nodeId().equals(id)).findFirst().orElse(null);
+        for (String id; (id = swarm.nextHolder()) != null; ) {
+            Member holder = member(id);
             if (holder == null) {
                 continue; // not a member (any more): a name is only a hint
             }
-            tried++;
             try {
                 List<byte[]> got = request(holder, heldOnly, refs).get(node.timeout().toMillis(), TimeUnit.MILLISECONDS);
                 if (got.size() != refs.size() || got.stream().anyMatch(java.util.Objects::isNull)) {
@@ -335,11 +327,27 @@ public final class PeerOrigin implements Origin {
                 }
                 servedBy.set(holder);
                 return got;
-            } catch (ExecutionException | TimeoutException | IOException e) {
-                // busy, gone or slow: the next one
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c && c.getCause() != null
+                        ? c.getCause() : e.getCause();
+                if (cause instanceof PeerException.Busy busy) {
+                    swarm.named(busy.holders()); // its slots are full too: those it sent the span to
+                }
+            } catch (TimeoutException | IOException e) {
+                // gone or slow: the next one
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return null;
+            }
+        }
+        return null;
+    }
+
+    /** The member with this id now, or null. */
+    private Member member(String nodeId) {
+        for (Member m : node.membership().members()) {
+            if (m.nodeId().equals(nodeId)) {
+                return m;
             }
         }
         return null;

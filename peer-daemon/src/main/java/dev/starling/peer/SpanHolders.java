@@ -11,7 +11,8 @@ import java.util.function.LongSupplier;
  * Who holds which span, as a server learns it: each peer it sent a whole span's chunks to holds
  * them once it verified them. When every upload slot is taken the server names them (BUSY with
  * holders), so a span read by a whole cluster at once reaches it through every node that has it,
- * not through its owner alone. A hint, no more: a holder that lacks the span answers MISS, and every
+ * not through its owner alone. Each answer starts one holder further round the list, so the
+ * requesters of a hot span spread over its holders instead of all asking the newest. A hint, no more: a holder that lacks the span answers MISS, and every
  * chunk is verified by its requester whoever sent it. Bounded (spans, holders per span, their age),
  * time injected.
  */
@@ -26,10 +27,16 @@ public final class SpanHolders {
     private record Span(String blob, long index) {
     }
 
+    /** A span's holders and when each was recorded, most recent last; and how many answers named them. */
+    private static final class Held {
+        final LinkedHashMap<String, Long> at = new LinkedHashMap<>();
+        int named;
+    }
+
     private final long fetchUnit;
     private final LongSupplier nanoTime;
-    /** Per span, holders and when they were recorded, most recent last; spans least recently touched first. */
-    private final LinkedHashMap<Span, LinkedHashMap<String, Long>> spans = new LinkedHashMap<>(64, 0.75f, true);
+    /** Per span, its holders; spans least recently touched first. */
+    private final LinkedHashMap<Span, Held> spans = new LinkedHashMap<>(64, 0.75f, true);
 
     /** @param fetchUnit the span placement hashes (a node's fetch unit, the same across the cluster) */
     public SpanHolders(long fetchUnit, LongSupplier nanoTime) {
@@ -43,29 +50,36 @@ public final class SpanHolders {
 
     /** {@code nodeId} was sent the chunks of the span at {@code compressedOffset} of {@code blob}. */
     public synchronized void held(String blob, long compressedOffset, String nodeId) {
-        LinkedHashMap<String, Long> holders = spans.computeIfAbsent(span(blob, compressedOffset), s -> new LinkedHashMap<>());
+        LinkedHashMap<String, Long> holders = spans.computeIfAbsent(span(blob, compressedOffset), s -> new Held()).at;
         holders.remove(nodeId);
         holders.put(nodeId, nanoTime.getAsLong());
         if (holders.size() > PER_SPAN) {
             holders.remove(holders.keySet().iterator().next());
         }
         if (spans.size() > MAX_SPANS) {
-            Iterator<Map.Entry<Span, LinkedHashMap<String, Long>>> eldest = spans.entrySet().iterator();
+            Iterator<Map.Entry<Span, Held>> eldest = spans.entrySet().iterator();
             eldest.next();
             eldest.remove();
         }
     }
 
-    /** The holders of the span at {@code compressedOffset}, most recent first, {@code asker} left out. */
+    /**
+     * The holders of the span at {@code compressedOffset}, {@code asker} left out: most recent first,
+     * the list turned one further on each call.
+     */
     public synchronized List<String> holders(String blob, long compressedOffset, String asker) {
-        LinkedHashMap<String, Long> holders = spans.get(span(blob, compressedOffset));
-        if (holders == null) {
+        Held held = spans.get(span(blob, compressedOffset));
+        if (held == null) {
             return List.of();
         }
         long now = nanoTime.getAsLong();
-        holders.values().removeIf(at -> now - at > KEPT_NANOS);
-        List<String> out = new ArrayList<>(holders.keySet());
+        held.at.values().removeIf(at -> now - at > KEPT_NANOS);
+        List<String> out = new ArrayList<>(held.at.keySet()).reversed();
+        out = new ArrayList<>(out);
         out.remove(asker);
-        return out.reversed();
+        if (out.size() > 1) {
+            java.util.Collections.rotate(out, -(held.named++ % out.size()));
+        }
+        return out;
     }
 }

@@ -22,8 +22,28 @@ class SpanHoldersTest {
         assertEquals(List.of("a:1"), h.holders(BLOB, 5000, "b:1"), "a node is not sent to itself");
         assertEquals(List.of("c:1"), h.holders(BLOB, UNIT + 7, "x:1"));
         assertEquals(List.of(), h.holders("sha256:" + "cd".repeat(32), 10, "x:1"), "another blob's span is another span");
-        h.held(BLOB, 10, "a:1");
-        assertEquals(List.of("a:1", "b:1"), h.holders(BLOB, 10, "x:1"), "a holder seen again is the most recent");
+        SpanHolders again = new SpanHolders(UNIT, now::get);
+        again.held(BLOB, 10, "a:1");
+        again.held(BLOB, 10, "b:1");
+        again.held(BLOB, 10, "a:1");
+        assertEquals(List.of("a:1", "b:1"), again.holders(BLOB, 10, "x:1"), "a holder seen again is the most recent");
+    }
+
+    @Test
+    void eachAnswerStartsOneHolderFurtherSoRequestersSpreadOverThem() {
+        AtomicLong now = new AtomicLong(1);
+        SpanHolders h = new SpanHolders(UNIT, now::get);
+        for (String id : List.of("a:1", "b:1", "c:1")) {
+            h.held(BLOB, 0, id);
+        }
+        assertEquals(List.of("c:1", "b:1", "a:1"), h.holders(BLOB, 0, "x:1"));
+        assertEquals(List.of("b:1", "a:1", "c:1"), h.holders(BLOB, 0, "y:1"));
+        assertEquals(List.of("a:1", "c:1", "b:1"), h.holders(BLOB, 0, "z:1"));
+        java.util.Map<String, Integer> firsts = new java.util.HashMap<>();
+        for (int i = 0; i < 30; i++) {
+            firsts.merge(h.holders(BLOB, 0, "r" + i + ":1").getFirst(), 1, Integer::sum);
+        }
+        assertEquals(java.util.Map.of("a:1", 10, "b:1", 10, "c:1", 10), firsts, "30 requesters, 3 holders: 10 sent to each first");
     }
 
     @Test
