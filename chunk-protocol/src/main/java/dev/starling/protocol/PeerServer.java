@@ -42,8 +42,6 @@ public final class PeerServer implements AutoCloseable {
      * requester should go elsewhere after its own timeout of silence.
      */
     public static final Duration WORKING_FOR = Duration.ofSeconds(30);
-    /** When a request told BUSY for want of an upload slot may ask again: about how long a 2 MiB span takes to send. */
-    public static final Duration SLOT_RETRY_AFTER = Duration.ofMillis(500);
     private static final Logger LOG = Logger.getLogger(PeerServer.class.getName());
 
     /**
@@ -124,15 +122,15 @@ public final class PeerServer implements AutoCloseable {
     private final AtomicLong refusedRequests = new AtomicLong();
     private final ConnectionLimits limits;
     private final PeerRates rates;
-    /** Answers being sent now, node-wide; null: no bound. */
-    private final java.util.concurrent.Semaphore uploadSlots;
+    /** Answers being sent now, node-wide. */
+    private final UploadSlots uploadSlots;
     /** Requests answered BUSY because every upload slot was taken. */
     private final AtomicLong busyForSlots = new AtomicLong();
     private final java.util.concurrent.atomic.AtomicBoolean memoryLogged = new java.util.concurrent.atomic.AtomicBoolean();
 
     private PeerServer(EventLoopGroup group, GlobalTrafficShapingHandler upload, ConnectionLimits limits, PeerRates rates,
                        int uploadSlots, Channel server) {
-        this.uploadSlots = uploadSlots > 0 ? new java.util.concurrent.Semaphore(uploadSlots) : null;
+        this.uploadSlots = new UploadSlots(uploadSlots, System::nanoTime);
         this.group = group;
         this.server = server;
         this.upload = upload;
@@ -342,12 +340,13 @@ public final class PeerServer implements AutoCloseable {
                 ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) Math.min(wait, 10_000)));
                 return;
             }
-            java.util.concurrent.Semaphore slots = server.uploadSlots;
-            if (slots != null && !slots.tryAcquire()) {
+            UploadSlots slots = server.uploadSlots;
+            long slot = slots.tryAcquire();
+            if (slot < 0) {
                 // every slot is sending: the span's holders serve it instead, and the swarm grows
                 server.busyForSlots.incrementAndGet();
                 List<String> holders = provider.holders(identity, request);
-                ctx.writeAndFlush(new Frame.Busy(request.stream(), (int) SLOT_RETRY_AFTER.toMillis(),
+                ctx.writeAndFlush(new Frame.Busy(request.stream(), slots.retryAfterMillis(),
                         holders.subList(0, Math.min(holders.size(), Frame.Busy.MAX_HOLDERS))));
                 return;
             }
@@ -367,9 +366,7 @@ public final class PeerServer implements AutoCloseable {
                             ? c.getCause() : failure;
                     Frame.ErrorCode code = cause instanceof PeerException.Refused r ? r.code() : Frame.ErrorCode.FAILED;
                     ctx.writeAndFlush(new Frame.Error(request.stream(), code, String.valueOf(cause.getMessage())));
-                    if (slots != null) {
-                        slots.release();
-                    }
+                    slots.release(slot);
                     return;
                 }
                 List<byte[]> answers = chunks;
@@ -391,14 +388,10 @@ public final class PeerServer implements AutoCloseable {
                 ctx.flush();
                 boolean held = complete && last != null;
                 if (last == null) {
-                    if (slots != null) {
-                        slots.release();
-                    }
+                    slots.release(slot);
                 } else { // the slot is the uplink's: held until the last byte of the answer left
                     last.addListener(f -> {
-                        if (slots != null) {
-                            slots.release();
-                        }
+                        slots.release(slot);
                         if (held && f.isSuccess()) {
                             provider.sent(identity, request);
                         }

@@ -23,9 +23,9 @@ public final class SwarmWait {
     /** Holders asked per BUSY answer of the owner, before the owner is asked again. */
     public static final int HOLDERS_PER_ROUND = 4;
     /** A BUSY owner is waited for only when it asks for no more than this (its slots); over its rate, the next source is asked. */
-    public static final int MAX_RETRY_AFTER_MILLIS = 1000;
+    public static final int MAX_RETRY_AFTER_MILLIS = dev.starling.protocol.UploadSlots.MAX_RETRY_AFTER_MILLIS;
     /** The shortest wait before the owner is asked again, whatever it says. */
-    static final int MIN_RETRY_AFTER_MILLIS = 50;
+    static final int MIN_RETRY_AFTER_MILLIS = dev.starling.protocol.UploadSlots.MIN_RETRY_AFTER_MILLIS;
 
     private final String self;
     private final String owner;

@@ -12,14 +12,10 @@ import dev.starling.registry.LocalRegistry;
 import dev.starling.registry.RegistryClient;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -42,22 +38,8 @@ class SmallFileClusterTest {
     @ValueSource(ints = {0, 64 << 10})
     void threeDaemonsReadALayerOfTwentyThousandSmallFilesThatLeavesTheRegistryAboutOnce(int minChunkSize) throws Exception {
         Path tree = Files.createDirectories(dir.resolve("tree/site-packages"));
-        Random random = new Random(minChunkSize + 1);
-        MessageDigest expected = MessageDigest.getInstance("SHA-256");
-        for (int i = 0; i < FILES; i++) {
-            Path pkg = Files.createDirectories(tree.resolve("pkg" + i / 200));
-            byte[] module = new byte[200 + random.nextInt(3000)];
-            random.nextBytes(module);
-            Files.write(pkg.resolve("mod" + i + ".py"), module);
-        }
-        List<Path> files;
-        try (Stream<Path> walk = Files.walk(tree)) {
-            files = walk.filter(Files::isRegularFile).map(tree::relativize).sorted().toList();
-        }
-        for (Path f : files) {
-            expected.update(Files.readAllBytes(tree.resolve(f)));
-        }
-        String want = HexFormat.of().formatHex(expected.digest());
+        List<Path> files = ClusterFiles.smallFiles(tree, FILES, minChunkSize + 1);
+        String want = ClusterFiles.digest(tree, files);
         EStargzImages.Layer layer = EStargzImages.convert(dir.resolve("tree"), dir.resolve("layer.esgz"),
                 ConvertOptions.defaults().withMinChunkSize(minChunkSize));
         long blobSize = Files.size(layer.blob());
@@ -98,11 +80,7 @@ class SmallFileClusterTest {
             for (Path target : targets) { // the three at once, as in a scale-out
                 reads.add(CompletableFuture.supplyAsync(() -> {
                     try {
-                        MessageDigest got = MessageDigest.getInstance("SHA-256");
-                        for (Path f : files) {
-                            got.update(Files.readAllBytes(target.resolve("site-packages").resolve(f)));
-                        }
-                        return HexFormat.of().formatHex(got.digest());
+                        return ClusterFiles.digest(target.resolve("site-packages"), files);
                     } catch (Exception e) {
                         throw new IllegalStateException(e);
                     }
