@@ -19,7 +19,7 @@ import java.util.Random;
  * policy classes: who owns a span (Placement, rendezvous), who a busy server names (SpanHolders, on
  * the simulated clock), how many answers a node sends at once and when a refused requester comes
  * back (UploadSlots), how a requester waits through a busy owner (SwarmWait), with the daemon's
- * constants (owners tried before the registry, how long a busy owner is waited through). Links
+ * constants (owners tried before the registry). Links
  * are simulated: each node has an upload and a download cap, the registry an upload cap, and a
  * transfer gets the smaller of its sender's and its receiver's equal share. Every node reads the
  * image at once, the start-up set (the first 5 %) first, with a window of chunks in flight as the
@@ -33,8 +33,6 @@ public final class SwarmSimulation {
     static final String BLOB = "sha256:" + "5a".repeat(32);
     /** As PeerOrigin: the owner and the next one are asked before the registry. */
     static final int OWNERS_TRIED = 2;
-    /** As PeerClient.PROGRESS_CAP: how long a busy owner is waited through. */
-    static final long PATIENCE_NANOS = 120_000_000_000L;
 
     record Params(String name, int nodes, long imageBytes, long chunkBytes, long fetchUnit, double uploadBps,
                   double downloadBps, double registryBps, int slots, int window, double rttSeconds, double leaveShare,
@@ -246,7 +244,7 @@ public final class SwarmSimulation {
             return;
         }
         Node o = byId.get(owner.nodeId());
-        SwarmWait swarm = new SwarmWait(n.member.nodeId(), owner.nodeId(), this::isMember, () -> now, PATIENCE_NANOS);
+        SwarmWait swarm = new SwarmWait(n.member.nodeId(), owner.nodeId(), this::isMember, () -> now, SwarmWait.PATIENCE.toNanos());
         askOwner(n, o, c, tried, swarm);
     }
 

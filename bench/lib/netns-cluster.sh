@@ -14,8 +14,11 @@ netns_cleanup() {
   set +e   # clean up everything, whatever fails
   for p in "${netns_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${netns_pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pkill -f -- "--root $work/node" 2>/dev/null   # daemons started in a subshell ("$(run ...)") are not in netns_pids
-  sleep 0.5
+  # daemons started in a subshell ("$(run ...)") are not in netns_pids; one that does not stop in
+  # 10 s is killed (a daemon left behind spun on a deleted namespace and skewed later runs)
+  pkill -f -- "--root $work/node" 2>/dev/null
+  for _ in $(seq 20); do pgrep -f -- "--root $work/node" > /dev/null || break; sleep 0.5; done
+  pkill -9 -f -- "--root $work/node" 2>/dev/null
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for n in "${netns_names[@]}"; do ip netns del "$n" 2>/dev/null || true; done
   [ -n "$netns_route" ] && ip route del unreachable "$NETNS_NET.0/24" 2>/dev/null || true

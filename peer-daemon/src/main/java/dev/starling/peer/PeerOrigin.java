@@ -208,7 +208,7 @@ public final class PeerOrigin implements Origin {
         java.util.concurrent.atomic.AtomicReference<Member> servedBy = new java.util.concurrent.atomic.AtomicReference<>(peer);
         SwarmWait swarm = new SwarmWait(node.membership().self().nodeId(), peer.nodeId(),
                 id -> !node.quarantine().isQuarantined(id) && member(id) != null, System::nanoTime,
-                dev.starling.protocol.PeerClient.PROGRESS_CAP.toNanos());
+                SwarmWait.PATIENCE.toNanos());
         java.util.concurrent.CompletableFuture<List<byte[]>> first = fromOwnerOrHolders(peer, locator, refs, servedBy, swarm);
         List<byte[]> answers = await(peer, first, Math.min(hedgeAfter.toNanos(), deadline - System.nanoTime()));
         if (answers != null) {

@@ -17,10 +17,14 @@ import java.util.function.LongSupplier;
  * time injected.
  */
 public final class SpanHolders {
-    /** Spans remembered: a scale-out reads a few GB, a few thousand 2 MiB spans. */
-    static final int MAX_SPANS = 8192;
-    /** Holders remembered per span, most recent first: as many as a BUSY answer names. */
-    static final int PER_SPAN = 16;
+    /** Spans remembered: a scale-out reads a few GB, a few thousand 2 MiB spans, of which a node sends some. */
+    static final int MAX_SPANS = 2048;
+    /**
+     * Holders remembered per span, most recent first. More than a BUSY answer names (16): the answers
+     * turn round all of them, so a span read by thousands at once is served by dozens of holders at a
+     * time rather than by the sixteen newest.
+     */
+    static final int PER_SPAN = 64;
     /** How long a holder is named: nodes evict and leave. */
     static final long KEPT_NANOS = 10L * 60 * 1_000_000_000L;
 

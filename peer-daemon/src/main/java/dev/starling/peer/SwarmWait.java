@@ -12,9 +12,12 @@ import java.util.function.Predicate;
  * What a requester does while a span's owner answers BUSY for want of upload slots: each time, it
  * asks a few of the holders the owner names (and those that a busy holder names in turn), one after
  * the other, for what they hold; when none has it all, it asks the owner again after the owner's
- * retry-after; and it keeps at this for as long as {@code patience}, because a busy owner is sending,
- * not failing. Only an owner that asks for more than {@link #MAX_RETRY_AFTER_MILLIS} (over its rate,
- * not out of slots) or the end of patience sends the request to the next source.
+ * retry-after; and it keeps at this for {@link #PATIENCE} (a busy owner is sending, not failing).
+ * An owner that asks for more than {@link #MAX_RETRY_AFTER_MILLIS} (over its rate, not out of slots)
+ * or the end of patience sends the request to the next source. Patience is bounded because a slot
+ * goes to whoever asks the moment it frees, not to who waited longest: on a slow uplink a requester
+ * can lose that race for minutes (bench/swarm.sh at N = 12 with two minutes of patience: three
+ * owners timed out that way, and the wall time and egress grew).
  * <p>
  * Plain policy with the clock injected: {@link PeerOrigin} runs it over the network, and the swarm
  * simulation (bench/SwarmSimulation.java) over simulated links.
@@ -24,6 +27,8 @@ public final class SwarmWait {
     public static final int HOLDERS_PER_ROUND = 4;
     /** A BUSY owner is waited for only when it asks for no more than this (its slots); over its rate, the next source is asked. */
     public static final int MAX_RETRY_AFTER_MILLIS = dev.starling.protocol.UploadSlots.MAX_RETRY_AFTER_MILLIS;
+    /** How long a requester waits through a busy owner's BUSY answers before the next source (as 20 tries of 500 ms did). */
+    public static final java.time.Duration PATIENCE = java.time.Duration.ofSeconds(10);
     /** The shortest wait before the owner is asked again, whatever it says. */
     static final int MIN_RETRY_AFTER_MILLIS = dev.starling.protocol.UploadSlots.MIN_RETRY_AFTER_MILLIS;
 

@@ -15,7 +15,7 @@ class SwarmWaitTest {
     private final AtomicLong now = new AtomicLong(1_000);
 
     private SwarmWait wait(Set<String> unusable) {
-        return new SwarmWait("me", "owner", id -> !unusable.contains(id), now::get, TimeUnit.SECONDS.toNanos(120));
+        return new SwarmWait("me", "owner", id -> !unusable.contains(id), now::get, SwarmWait.PATIENCE.toNanos());
     }
 
     private static List<String> drain(SwarmWait w) {
@@ -50,8 +50,8 @@ class SwarmWaitTest {
         assertEquals(500, w.retryOwnerAfterMillis(500));
         assertEquals(SwarmWait.MIN_RETRY_AFTER_MILLIS, w.retryOwnerAfterMillis(0));
         assertEquals(-1, w.retryOwnerAfterMillis(SwarmWait.MAX_RETRY_AFTER_MILLIS + 1), "over its rate: the next source");
-        now.addAndGet(TimeUnit.SECONDS.toNanos(119));
-        assertEquals(500, w.retryOwnerAfterMillis(500), "a busy owner is sending, not failing: waited for minutes");
+        now.addAndGet(SwarmWait.PATIENCE.toNanos() - TimeUnit.SECONDS.toNanos(1));
+        assertEquals(500, w.retryOwnerAfterMillis(500), "a busy owner is sending, not failing: waited for");
         now.addAndGet(TimeUnit.MILLISECONDS.toNanos(600));
         assertEquals(-1, w.retryOwnerAfterMillis(500), "past patience: the next source");
     }
