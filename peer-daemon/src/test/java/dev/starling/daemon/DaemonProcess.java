@@ -64,6 +64,36 @@ public final class DaemonProcess implements AutoCloseable {
         return new DaemonProcess(p, root, socket, log);
     }
 
+    /**
+     * Starts {@code nodes} daemons on loopback ({@code node0}, {@code node1}, ...), each joining all,
+     * with {@code options} added, and waits until each is ready and sees every member. The caller
+     * adds them to {@code started} as they start, so it closes them whatever fails.
+     */
+    public static void startCluster(Path dir, int nodes, List<String> options, List<DaemonProcess> started)
+            throws IOException, InterruptedException {
+        List<String> addresses = new java.util.ArrayList<>();
+        for (int i = 0; i < nodes; i++) {
+            addresses.add("127.0.0.1:" + DaemonConfig.freePortPair());
+        }
+        for (int i = 0; i < nodes; i++) {
+            List<String> argv = new java.util.ArrayList<>(List.of("--peer-listen", addresses.get(i), "--join",
+                    String.join(",", addresses)));
+            argv.addAll(options);
+            started.add(start(dir, "node" + i, argv));
+        }
+        for (DaemonProcess d : started) {
+            d.awaitReady();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (d.status().path("members").size() < nodes && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            if (d.status().path("members").size() < nodes) {
+                throw new IllegalStateException(d.root() + " sees " + d.status().path("members") + ", not " + nodes
+                        + " members:\n" + d.log());
+            }
+        }
+    }
+
     /** Waits up to a minute for the control socket to answer. */
     public DaemonProcess awaitReady() throws IOException, InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);

@@ -70,23 +70,8 @@ class PeerChurnTest {
             ImageReference modelImage = registry.ref("models/llm:v1");
             EStargzImages.push(client, smallImage, List.of(smallLayer));
             EStargzImages.push(client, modelImage, List.of(modelLayer));
-            List<String> addresses = new ArrayList<>();
-            for (int i = 0; i < 3; i++) {
-                addresses.add("127.0.0.1:" + DaemonConfig.freePortPair());
-            }
-            for (int i = 0; i < 3; i++) {
-                daemons.add(DaemonProcess.start(dir, "node" + i, List.of("--peer-listen", addresses.get(i), "--join",
-                        String.join(",", addresses), "--cluster-id", "churn", "--cache-size", "1G", "--no-store",
-                        "--allow-registry", registry.host())));
-            }
-            for (DaemonProcess d : daemons) {
-                d.awaitReady();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (d.status().path("members").size() < 3 && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
-                assertEquals(3, d.status().path("members").size());
-            }
+            DaemonProcess.startCluster(dir, 3, List.of("--cluster-id", "churn", "--cache-size", "1G", "--no-store",
+                    "--allow-registry", registry.host()), daemons);
             long before = registry.blobBytesServed();
             for (int i = 0; i < 3; i++) {
                 for (ImageReference image : List.of(smallImage, modelImage)) {

@@ -51,25 +51,12 @@ class SmallFileClusterTest {
              RegistryClient client = RegistryClient.anonymous()) {
             ImageReference image = registry.ref("python/site-packages:v1");
             EStargzImages.push(client, image, List.of(layer));
-            List<String> addresses = new ArrayList<>();
+            // as a node's daemon.yaml says: the cluster's registry is one a node fills from for peers,
+            // before it has mounted an image of its own from there
+            DaemonProcess.startCluster(dir, 3, List.of("--cluster-id", "small", "--cache-size", "1G", "--no-store",
+                    "--allow-registry", registry.host()), daemons);
             for (int i = 0; i < 3; i++) {
-                addresses.add("127.0.0.1:" + DaemonConfig.freePortPair());
-            }
-            for (int i = 0; i < 3; i++) {
-                // as a node's daemon.yaml says: the cluster's registry is one a node fills from for peers,
-                // before it has mounted an image of its own from there
-                daemons.add(DaemonProcess.start(dir, "node" + i, List.of("--peer-listen", addresses.get(i), "--join",
-                        String.join(",", addresses), "--cluster-id", "small", "--cache-size", "1G", "--no-store",
-                        "--allow-registry", registry.host())));
                 targets.add(dir.resolve("rootfs" + i));
-            }
-            for (DaemonProcess d : daemons) {
-                d.awaitReady();
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (d.status().path("members").size() < 3 && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
-                assertEquals(3, d.status().path("members").size());
             }
             long before = registry.blobBytesServed();
             for (int i = 0; i < 3; i++) {
