@@ -4,7 +4,8 @@
 # two shared cores, is the bottleneck, as a real registry is), with peers on (--join of all nodes)
 # and off (each node alone), side by side in one run. Prints per N and mode:
 #   registry egress / one image, registry requests / one node's, wall time until the last node
-#   finishes / the N = 1 time, per-node upload max / mean, CPU seconds per node.
+#   finishes / the N = 1 time, per-node upload max / mean, CPU seconds per node during the reads
+#   (since commit d41a360; before, from the daemon's start, warm-up included).
 # Needs root (namespaces, FUSE). Addresses are in 10.199.77.0/24, made unreachable on the host for the run.
 #   bench/scale-out.sh [N...]          (default: 1 4 8)
 #   MODEL=1G RATE=250mbit bench/scale-out.sh 1 4 8
