@@ -258,8 +258,17 @@ final class DaemonCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * A file's option that the command line turns off by giving its opposite: a shared daemon.yaml
+     * that sets a store, under a unit that runs the daemon with --no-store, means no store.
+     */
+    private static final java.util.Map<String, String> OVERRIDDEN_BY = java.util.Map.of(
+            "--store", "--no-store", "--store-ttl", "--no-store", "--store-auth-file", "--no-store",
+            "--no-store", "--store", "--containerd-socket", "--no-containerd", "--no-containerd", "--containerd-socket");
+
     private void setIfAbsent(picocli.CommandLine.ParseResult given, String option, com.fasterxml.jackson.databind.JsonNode v) {
-        if (v.isMissingNode() || given.hasMatchedOption(option)) {
+        if (v.isMissingNode() || given.hasMatchedOption(option)
+                || OVERRIDDEN_BY.containsKey(option) && given.hasMatchedOption(OVERRIDDEN_BY.get(option))) {
             return;
         }
         picocli.CommandLine.Model.OptionSpec o = spec.findOption(option);
@@ -296,6 +305,9 @@ final class DaemonCommand implements Callable<Integer> {
         if (config != null) {
             applyConfigFile();
         }
+        if (noStore && store != null) {
+            throw new IllegalArgumentException("--store and --no-store contradict each other");
+        }
         if (cacheSize != null && cacheSize <= 0) {
             throw new IllegalArgumentException("--cache-size must be more than 0, not " + cacheSize);
         }
@@ -315,9 +327,6 @@ final class DaemonCommand implements Callable<Integer> {
                 imageServiceSocket == null ? null : new DaemonConfig.ImageService(imageServiceSocket, containerdCriSocket),
                 uploadRate, hedgeAfter, memoryTier, warmup, peerAccess, advertise != null ? address(advertise, "--advertise")
                         : DaemonConfig.defaultAdvertise(listen, peers, System.getenv("POD_IP")), uploadSlots);
-        if (noStore && store != null) {
-            throw new IllegalArgumentException("--store and --no-store contradict each other");
-        }
         Privileges.requireMountPrivileges();
         HelperCredentials helper = storeAuthFile == null ? HelperCredentials.inMemory() : HelperCredentials.persistedIn(storeAuthFile);
         RegistryClient.Settings settings = registry.settings();

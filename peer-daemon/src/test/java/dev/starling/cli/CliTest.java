@@ -344,6 +344,13 @@ public class CliTest {
                 "the file's peer-listen was used: " + fromFile.err());
         Result overridden = starling("daemon", "--config", yaml.toString(), "--peer-listen", "127.0.0.1:70000");
         assertTrue(overridden.err().contains("not \"127.0.0.1:70000\""), "the command line wins: " + overridden.err());
+        Files.writeString(yaml, "store: /var/lib/starling/store\nstore-auth-file: /var/lib/starling/c.json\n");
+        Result noStore = starling("daemon", "--config", yaml.toString(), "--no-store", "--peer-listen", "127.0.0.1:70000");
+        assertTrue(noStore.err().contains("not \"127.0.0.1:70000\"") && !noStore.err().contains("contradict"),
+                "--no-store on the command line turns off the file's store (the containerd unit with the shared daemon.yaml): "
+                        + noStore.err());
+        Result both = starling("daemon", "--store", dir.resolve("st").toString(), "--no-store");
+        assertTrue(both.err().contains("--store and --no-store contradict each other"), "on one command line they do: " + both.err());
         Files.writeString(yaml, "peer-lisen: 127.0.0.1:7400\n");
         Result typo = starling("daemon", "--config", yaml.toString());
         assertTrue(typo.err().contains("unknown key \"peer-lisen\""), typo.err());
