@@ -12,8 +12,9 @@ import java.util.function.LongSupplier;
  * them once it verified them. When every upload slot is taken the server names them (BUSY with
  * holders), so a span read by a whole cluster at once reaches it through every node that has it,
  * not through its owner alone. Each answer starts one holder further round the list, so the
- * requesters of a hot span spread over its holders instead of all asking the newest. A hint, no more: a holder that lacks the span answers MISS, and every
- * chunk is verified by its requester whoever sent it. Bounded (spans, holders per span, their age),
+ * requesters of a hot span spread over its holders instead of all asking the newest. A hint, no
+ * more: a holder that lacks the span answers MISS, and every chunk is verified by its requester
+ * whoever sent it. Bounded (spans, holders per span, their age),
  * time injected.
  */
 public final class SpanHolders {
@@ -78,8 +79,7 @@ public final class SpanHolders {
         }
         long now = nanoTime.getAsLong();
         held.at.values().removeIf(at -> now - at > KEPT_NANOS);
-        List<String> out = new ArrayList<>(held.at.keySet()).reversed();
-        out = new ArrayList<>(out);
+        List<String> out = new ArrayList<>(held.at.sequencedKeySet().reversed());
         out.remove(asker);
         if (out.size() > 1) {
             java.util.Collections.rotate(out, -(held.named++ % out.size()));
